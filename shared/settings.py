@@ -1,0 +1,170 @@
+"""causa's settings: the only module that reads the environment.
+
+causa's own settings carry the ``CAUSA_`` prefix; the conventional names (``DATABASE_URL``,
+``REDIS_URL``, ``SUPABASE_URL``, ...) are read as they are. Values come from the environment,
+then ``.env``, then the URLs that a running ``causa up`` wrote to ``$CAUSA_HOME/services.env``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says which and what to do."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CAUSA_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # --- where things are -------------------------------------------------------------
+    database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
+    redis_url: SecretStr | None = Field(None, validation_alias="REDIS_URL")
+    supabase_url: str | None = Field(None, validation_alias="SUPABASE_URL")
+    supabase_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY")
+    )
+    sentry_dsn: SecretStr | None = Field(None, validation_alias="SENTRY_DSN")
+    mlflow_tracking_uri: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
+    home: Path = Path(".causa")
+    models_dir: Path = Path("models")
+
+    # --- the ticket table -----------------------------------------------------------------
+    table: str = "tickets"
+    number_column: str = "number"
+    text_columns: str = "short_description,description"
+    cause_column: str = "causa"
+
+    # --- the queue ---------------------------------------------------------------------------
+    # 1,000 rows per claim keeps one claim/predict/apply round near 100 ms: large enough that
+    # per-call overhead vanishes, small enough that a lost worker strands little work.
+    batch_size: int = Field(1000, ge=1, le=10_000)
+    # The lease must outlive the task's hard time limit plus the longest retry backoff.
+    lease_seconds: int = Field(300, ge=2)
+    # Beat's safety net: how often pending tickets and expired leases are looked for.
+    poll_interval: float = Field(5.0, gt=0)
+    confidence_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    max_attempts: int = Field(3, ge=1)
+    classify_since: datetime | None = None
+    mode: Literal["apply", "suggest"] = "apply"
+    # Hard limit of one classify task; soft limit is 80 % of it.
+    task_time_limit: int = Field(120, ge=1)
+    # Redis redelivers an unacknowledged task after this long (kombu's visibility_timeout).
+    visibility_timeout: int = Field(3600, ge=1)
+    # Listener: how long notifications are gathered before tasks are enqueued.
+    listen_window_ms: int = Field(10, ge=0, le=5000)
+
+    # --- retries of database writes (tenacity) --------------------------------------------
+    retry_attempts: int = Field(4, ge=0)  # retries after the first try
+    retry_initial: float = Field(1.0, ge=0)  # first delay, seconds; doubles every retry
+    retry_max: float = Field(8.0, ge=0)  # longest single delay, seconds
+    retry_jitter: float = Field(0.5, ge=0)  # up to this many random seconds added
+
+    # --- the worker process --------------------------------------------------------------
+    worker_concurrency: int | None = None  # None: one process per core
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON when stdout is not a terminal
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) > 2 or not all(IDENTIFIER.match(p) for p in parts):
+            raise ValueError(
+                f"CAUSA_TABLE={value!r} is not a table name: use letters, digits and _ ,"
+                " optionally schema-qualified (public.tickets)"
+            )
+        return value
+
+    @field_validator("number_column", "cause_column")
+    @classmethod
+    def _column_name(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} is not a column name: use letters, digits and _")
+        return value
+
+    @field_validator("text_columns")
+    @classmethod
+    def _column_list(cls, value: str) -> str:
+        names = [c.strip() for c in value.split(",") if c.strip()]
+        bad = [c for c in names if not IDENTIFIER.match(c)]
+        if not names or bad:
+            raise ValueError(
+                f"CAUSA_TEXT_COLUMNS={value!r}: give one or more column names separated by commas"
+            )
+        return ",".join(names)
+
+    # --- derived -----------------------------------------------------------------------------
+    @property
+    def text_column_list(self) -> list[str]:
+        return self.text_columns.split(",")
+
+    @property
+    def services_env(self) -> Path:
+        return self.home / "services.env"
+
+    @property
+    def soft_time_limit(self) -> int:
+        return max(1, int(self.task_time_limit * 0.8))
+
+    @property
+    def longest_backoff(self) -> float:
+        """The sum of every retry delay in the worst case: what one write can wait in all."""
+        delays = (
+            min(self.retry_initial * 2**i, self.retry_max) + self.retry_jitter
+            for i in range(self.retry_attempts)
+        )
+        return sum(delays)
+
+    def require_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        raise ConfigError(
+            "no database: set DATABASE_URL (a PostgreSQL URL, e.g. Supabase's direct or pooled"
+            " connection string), or run `causa up` to start the embedded services"
+        )
+
+    def require_redis_url(self) -> str:
+        if self.redis_url is not None:
+            return self.redis_url.get_secret_value()
+        raise ConfigError(
+            "no broker: set REDIS_URL (e.g. redis://localhost:6379/0),"
+            " or run `causa up` to start the embedded services"
+        )
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blank lines and # comments skipped."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and .env, falling back to the URLs of a running `causa up`."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    unset = settings.database_url is None and settings.redis_url is None and not settings.supabase_url
+    if unset and settings.services_env.exists():
+        embedded = read_env_file(settings.services_env)
+        settings = Settings(
+            **{
+                "database_url": embedded.get("DATABASE_URL"),
+                "redis_url": embedded.get("REDIS_URL"),
+                **overrides,
+            }  # type: ignore[arg-type]
+        )
+    return settings

@@ -1,0 +1,51 @@
+"""Classification tasks. Thin: parse arguments, call one function, return a small summary."""
+
+from __future__ import annotations
+
+import math
+
+from amqp.exceptions import ChannelError
+
+from shared.classify import classify_batch
+from worker.app import QUEUE, app
+from worker.runtime import runtime
+
+# Beat enqueues at most this many tasks per poll, so a huge backlog fills the queue in steps
+# instead of one burst; the next poll tops it up.
+MAX_ENQUEUE_PER_POLL = 500
+
+
+@app.task(name="tasks.classify.classify_pending")
+def classify_pending(limit: int | None = None, numbers: list[str] | None = None) -> dict[str, object]:
+    rt = runtime()
+    return classify_batch(rt.store, rt.models, rt.settings, worker=rt.worker,
+                          limit=limit or rt.settings.batch_size, numbers=numbers)
+
+
+def queued_tasks() -> int:
+    """Tasks waiting in the queue (not yet taken by a worker process)."""
+    with app.connection_for_read() as conn:
+        try:
+            return int(conn.default_channel.queue_declare(queue=QUEUE, passive=True).message_count)
+        except ChannelError:  # Redis keeps no empty queue: nothing is waiting
+            return 0
+
+
+def tasks_needed(pending: int, retry: int, batch: int, queued: int) -> int:
+    """One task per batch of fresh tickets and one per ticket to retry (they go alone),
+    less the tasks already waiting, which will claim the same tickets."""
+    return max(0, min(MAX_ENQUEUE_PER_POLL, retry + math.ceil(pending / batch) - queued))
+
+
+def enqueue(pending: int, retry: int = 0) -> int:
+    n = tasks_needed(pending, retry, runtime().settings.batch_size, queued_tasks())
+    for _ in range(n):
+        classify_pending.delay()
+    return n
+
+
+@app.task(name="tasks.classify.poll_pending")
+def poll_pending() -> dict[str, int]:
+    """Beat's safety net: cover the backlog (missed events, expired leases) with tasks."""
+    counts = runtime().store.pending_count()
+    return {**counts, "enqueued": enqueue(counts["pending"], counts["retry"])}

@@ -1,0 +1,217 @@
+"""The model registry on disk: models/manifest.json names the current model, models/current/
+holds its file, models/backups/<version>/ keeps earlier ones.
+
+Model files are skops files (no pickle): before loading, the file's SHA-256 must match the
+manifest and every type it contains must be on an explicit allow-list. A model built with
+another minor version of scikit-learn or XGBoost is refused: retrain it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import skops
+import skops.io as sio
+import sklearn
+import xgboost
+
+MANIFEST = "manifest.json"
+# Types a model file may contain beyond the libraries below: causa's own text normaliser.
+TRUSTED_OWN = frozenset({"shared.text.normalize"})
+TRUSTED_LIBRARIES = ("sklearn.", "xgboost.", "numpy.", "scipy.")
+# Backups kept after a promotion; older ones are deleted.
+DEFAULT_KEEP_BACKUPS = 10
+
+
+class ModelError(RuntimeError):
+    """A model cannot be used; the message says why and what to do."""
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "xgboost": xgboost.__version__,
+        "skops": skops.__version__,
+    }
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+@dataclass
+class ModelInfo:
+    version: str
+    file: str  # relative to the models directory
+    sha256: str
+    created_at: str
+    classes: list[str]
+    n_train: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    libraries: dict[str, str] = field(default_factory=library_versions)
+    decision: str = "bootstrap"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelInfo:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    info: ModelInfo
+    pipeline: Any  # a fitted scikit-learn Pipeline with predict_proba
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def classes(self) -> list[str]:
+        return self.info.classes
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return self.info.thresholds
+
+    def predict_proba(self, texts: list[str]) -> Any:
+        return self.pipeline.predict_proba(texts)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(models_dir: Path) -> ModelInfo | None:
+    path = models_dir / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} is unreadable ({exc}): restore it with `causa rollback`"
+                         " or train a new model with `causa train --bootstrap --force`") from exc
+    return ModelInfo.from_json(data)
+
+
+def load(models_dir: Path, info: ModelInfo) -> LoadedModel:
+    """Verify and load the model the manifest names. Raises ModelError, never loads blindly."""
+    path = models_dir / info.file
+    if not path.exists():
+        raise ModelError(f"model file {path} named by {models_dir / MANIFEST} is missing:"
+                         " restore it or train again with `causa train --bootstrap --force`")
+    actual = sha256_of(path)
+    if actual != info.sha256:
+        raise ModelError(f"model file {path} is corrupt or was changed: SHA-256 {actual[:12]}…"
+                         f" does not match the manifest's {info.sha256[:12]}…; refusing to load it")
+    here = library_versions()
+    for lib in ("scikit-learn", "xgboost"):
+        built = info.libraries.get(lib, "?")
+        if _minor(built) != _minor(here[lib]):
+            raise ModelError(f"model {info.version} was built with {lib} {built}, this process"
+                             f" has {here[lib]}: retrain it with `causa train --force`")
+    untrusted = sio.get_untrusted_types(file=path)
+    refused = [t for t in untrusted if t not in TRUSTED_OWN and not t.startswith(TRUSTED_LIBRARIES)]
+    if refused:
+        raise ModelError(f"model file {path} contains types that are not trusted: {refused}")
+    try:
+        pipeline = sio.load(path, trusted=untrusted)
+    except Exception as exc:
+        raise ModelError(f"model file {path} could not be loaded: {exc}") from exc
+    return LoadedModel(info, pipeline)
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_manifest(models_dir: Path, info: ModelInfo) -> None:
+    """Replace the manifest atomically: readers see the old one or the new one, never half."""
+    tmp = models_dir / f".{MANIFEST}.tmp"
+    _fsync_write(tmp, json.dumps(asdict(info), indent=2).encode())
+    os.replace(tmp, models_dir / MANIFEST)
+    _fsync_dir(models_dir)
+
+
+def new_version(data: bytes) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{hashlib.sha256(data).hexdigest()[:8]}"
+
+
+def promote(
+    models_dir: Path,
+    pipeline: Any,
+    *,
+    classes: list[str],
+    n_train: int,
+    metrics: dict[str, Any] | None = None,
+    thresholds: dict[str, float] | None = None,
+    decision: str = "bootstrap",
+    keep_backups: int = DEFAULT_KEEP_BACKUPS,
+) -> ModelInfo:
+    """Make `pipeline` the current model; the one it replaces becomes a backup."""
+    data = sio.dumps(pipeline)
+    version = new_version(data)
+    current = models_dir / "current"
+    current.mkdir(parents=True, exist_ok=True)
+    path = current / f"{version}.skops"
+    _fsync_write(path, data)
+    _fsync_dir(current)
+    previous = read_manifest(models_dir)
+    if previous is not None and (models_dir / previous.file).exists():
+        backup = models_dir / "backups" / previous.version
+        backup.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(models_dir / previous.file, backup / Path(previous.file).name)
+        (backup / MANIFEST).write_text(json.dumps(asdict(previous), indent=2))
+    info = ModelInfo(
+        version=version,
+        file=str(path.relative_to(models_dir)),
+        sha256=hashlib.sha256(data).hexdigest(),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        classes=classes,
+        n_train=n_train,
+        metrics=metrics or {},
+        thresholds=thresholds or {},
+        decision=decision,
+    )
+    write_manifest(models_dir, info)
+    # Keep the file just replaced: a worker may have read the old manifest a moment ago.
+    keep = {path.name} | ({Path(previous.file).name} if previous else set())
+    for old in current.glob("*.skops"):
+        if old.name not in keep:
+            old.unlink()
+    _prune_backups(models_dir / "backups", keep_backups)
+    return info
+
+
+def _prune_backups(backups: Path, keep: int) -> None:
+    if not backups.exists():
+        return
+    versions = sorted(p for p in backups.iterdir() if p.is_dir())
+    for old in versions[: max(0, len(versions) - keep)]:
+        shutil.rmtree(old)

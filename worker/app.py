@@ -1,0 +1,90 @@
+"""The Celery app: configuration, signal hooks and the beat schedule.
+
+Celery distributes, retries and shows the work; the database decides what is done. Tasks
+carry no ticket data, only optional ticket numbers, so JSON is the only content accepted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery import Celery, signals
+
+from shared import logs
+from shared.settings import Settings
+from worker import runtime
+
+QUEUE = "causa"
+
+
+def make_app(settings: Settings) -> Celery:
+    app = Celery(
+        "causa",
+        broker=settings.redis_url.get_secret_value() if settings.redis_url else None,
+        include=["tasks.classify"],
+    )
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_default_queue=QUEUE,
+        task_ignore_result=True,
+        # At-least-once: a task is acknowledged after it ran, and a task whose process was
+        # killed goes back to the queue. The claim token makes the second run harmless.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # One message per process at a time: a batch of 1,000 tickets is enough work.
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=settings.soft_time_limit,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        # A deploy (SIGTERM) lets running batches finish for this long before the cold stop.
+        worker_soft_shutdown_timeout=min(30.0, float(settings.task_time_limit)),
+        worker_enable_soft_shutdown_on_idle=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        beat_schedule={
+            "poll-pending": {
+                "task": "tasks.classify.poll_pending",
+                "schedule": settings.poll_interval,
+                # A poll older than one interval is stale: the next one supersedes it.
+                "options": {"expires": settings.poll_interval},
+            },
+        },
+    )
+    return app
+
+
+app = make_app(runtime.settings())
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [settings.database_url, settings.redis_url, settings.supabase_key, settings.sentry_dsn]
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    s = runtime.settings()
+    logs.configure(level=s.log_level, json=s.log_json, secrets=_secrets(s))
+
+
+@signals.worker_process_init.connect
+def _process_init(**_: Any) -> None:
+    runtime.reset()
+
+
+@signals.task_prerun.connect
+def _bind_task(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        task_id=task_id, task_name=getattr(task, "name", None), worker=runtime.runtime().worker
+    )
+
+
+@signals.task_postrun.connect
+def _unbind_task(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()

@@ -1,0 +1,268 @@
+"""`causa demo`: everything on embedded services, with a live view.
+
+Starts the embedded PostgreSQL and Redis, prepares a demo ticket table, seeds labelled
+history, trains a first model if there is none, starts a worker, beat and the listener as
+separate processes, streams new tickets in and shows them being classified. The summary
+covers this run's tickets only. Ctrl-C stops every process it started; the tickets stay in
+the database, and the next run's worker finishes whatever this one left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shared import demodata, schema
+from shared.settings import Settings, load_settings
+from shared.store import PostgresStore
+from training import bootstrap, dataset, registry
+from worker import services
+
+HISTORY = 1500  # labelled tickets the demo keeps in its table: enough for a useful first model
+INSERT_TICK_S = 0.05  # tickets are inserted in small statements this often
+READY_TIMEOUT_S = 90.0
+FINAL = ("classified", "needs_review", "failed")
+STATUSES = ("pending", "claimed", *FINAL)
+
+DEMO_TABLE = """
+CREATE TABLE IF NOT EXISTS tickets (
+    number text PRIMARY KEY,
+    short_description text,
+    description text,
+    causa text
+);
+-- The demo's hidden truth, kept apart so that the worker can never see it.
+CREATE TABLE IF NOT EXISTS causa_demo_truth (
+    number text PRIMARY KEY,
+    cause text NOT NULL,
+    run text NOT NULL
+);
+"""
+
+SUMMARY = """
+SELECT count(*) AS tickets,
+       count(*) FILTER (WHERE t.causa_predicted = d.cause)::float
+           / nullif(count(*) FILTER (WHERE t.causa_predicted IS NOT NULL), 0) AS accuracy,
+       extract(epoch FROM max(t.classified_at) - min(t.received_at)) AS seconds,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
+           ORDER BY extract(epoch FROM t.classified_at - t.received_at) * 1000) AS latency_ms
+  FROM tickets t JOIN causa_demo_truth d USING (number)
+ WHERE d.run = %s
+"""
+
+
+def demo_settings(home: Path) -> tuple[Settings, dict[str, str]]:
+    found = services.up(home)
+    env = {
+        **os.environ,
+        "DATABASE_URL": found.database_url,
+        "REDIS_URL": found.redis_url,
+        "CAUSA_TABLE": "tickets",
+        "CAUSA_NUMBER_COLUMN": "number",
+        "CAUSA_TEXT_COLUMNS": "short_description,description",
+        "CAUSA_CAUSE_COLUMN": "causa",
+        "CAUSA_LOG_JSON": "true",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("SUPABASE_URL", None)
+    settings = load_settings(database_url=found.database_url, redis_url=found.redis_url,
+                             table="tickets", number_column="number",
+                             text_columns="short_description,description", cause_column="causa")
+    return settings, env
+
+
+def prepare(settings: Settings, conn: psycopg.Connection[Any], console: Console) -> None:
+    conn.execute(DEMO_TABLE)
+    schema.migrate(conn, settings)
+    row = conn.execute("SELECT count(*) FROM tickets WHERE causa_source = 'human'").fetchone()
+    have = int(row[0]) if row else 0
+    if have < HISTORY:
+        history = demodata.generate(HISTORY - have, seed=42, start=have)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO tickets (number, short_description, description, causa)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (number) DO NOTHING",
+                [(f"H{have + i:06d}", t.short_description, t.description, t.cause)
+                 for i, t in enumerate(history)],
+            )
+        console.print(f"seeded {len(history)} labelled tickets of history")
+    if registry.read_manifest(settings.models_dir) is None:
+        store = PostgresStore(settings)
+        info, _ = bootstrap.train(dataset.from_store(store.labelled()), settings.models_dir)
+        store.close()
+        console.print(f"trained a first model {info.version}: holdout {info.metrics}")
+
+
+def start(name: str, args: list[str], env: dict[str, str], logdir: Path) -> subprocess.Popen[bytes]:
+    logdir.mkdir(parents=True, exist_ok=True)
+    out = (logdir / f"{name}.log").open("wb")  # this run only: readiness is read from it
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches the demo, which stops them in order
+    )
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def wait_ready(logdir: Path, procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Until the worker says it is ready and the listener that it listens."""
+    marks = {"worker": b"ready.", "listener": b"listening"}
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while marks:
+        for name in list(marks):
+            if procs[name].poll() is not None:
+                raise RuntimeError(f"the {name} exited at start: see {logdir / name}.log")
+            if marks[name] in (logdir / f"{name}.log").read_bytes():
+                del marks[name]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{', '.join(marks)} not ready after {READY_TIMEOUT_S:.0f} s:"
+                               f" see the logs in {logdir}")
+        time.sleep(0.1)
+
+
+def counts(conn: psycopg.Connection[Any], run: str) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT t.classification_status, count(*) FROM tickets t"
+        " JOIN causa_demo_truth d USING (number) WHERE d.run = %s GROUP BY 1", [run]
+    ).fetchall()
+    found = {status: int(n) for status, n in rows}
+    return {s: found.get(s, 0) for s in STATUSES}
+
+
+def run(*, tickets: int, rate: float, as_json: bool) -> int:
+    console = Console(stderr=as_json)
+    home = load_settings().home
+    already_up = services.running(home) is not None
+    settings, env = demo_settings(home)
+    logdir = home / "logs"
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    run_id = datetime.now(UTC).strftime("R%Y%m%d%H%M%S")
+    try:
+        with psycopg.connect(settings.require_database_url(), autocommit=True) as conn:
+            prepare(settings, conn, console)
+            procs["worker"] = start("worker", ["worker", "--concurrency", "2"], env, logdir)
+            procs["beat"] = start("beat", ["beat", "--schedule", str(home / "demo-beat-schedule")],
+                                  env, logdir)
+            procs["listener"] = start("listener", ["listen"], env, logdir)
+            console.print(f"worker, beat and listener starting; logs in {logdir}")
+            wait_ready(logdir, procs)
+            stream(conn, run_id, tickets, rate, console)
+            final = counts(conn, run_id)
+            summary = summarize(conn, run_id, final)
+        report(summary, conn_free_counts=final, console=console, as_json=as_json)
+        return 0
+    except KeyboardInterrupt:
+        console.print("\ninterrupted: stopping; every ticket stays in the database")
+        return 130
+    finally:
+        stop(list(procs.values()))
+        if not already_up:
+            services.down(home)
+
+
+def stream(conn: psycopg.Connection[Any], run_id: str, n: int, rate: float, console: Console) -> None:
+    new = demodata.generate(n, seed=int(run_id[1:]) % 100_000, start=0)
+    per_tick = max(1, round(rate * INSERT_TICK_S))
+    columns = [
+        TextColumn("[bold]classifying"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+    ]
+    started = time.monotonic()
+    timeout = 120 + n / 50
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("tickets", total=n, detail="")
+        inserted = 0
+        while True:
+            due = min(n, int((time.monotonic() - started) / INSERT_TICK_S + 1) * per_tick)
+            if inserted < due:
+                chunk = new[inserted:due]
+                numbers = [f"{run_id}-{inserted + i:06d}" for i in range(len(chunk))]
+                with conn.transaction():
+                    with conn.cursor() as cur:
+                        cur.executemany("INSERT INTO causa_demo_truth VALUES (%s, %s, %s)",
+                                        [(num, t.cause, run_id) for num, t in zip(numbers, chunk)])
+                        cur.execute(
+                            "INSERT INTO tickets (number, short_description, description)"
+                            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])",
+                            [numbers, [t.short_description for t in chunk],
+                             [t.description for t in chunk]],
+                        )
+                inserted = due
+            now = counts(conn, run_id)
+            done = sum(now[s] for s in FINAL)
+            bar.update(task, completed=done,
+                       detail=f"inserted {inserted}  pending {now['pending']}  claimed {now['claimed']}")
+            if done >= n:
+                return
+            if time.monotonic() - started > timeout:
+                console.print(f"[yellow]stopped waiting after {timeout:.0f} s; see the logs")
+                return
+            time.sleep(INSERT_TICK_S)
+
+
+def summarize(conn: psycopg.Connection[Any], run_id: str, final: dict[str, int]) -> dict[str, Any]:
+    row = conn.execute(SUMMARY, [run_id]).fetchone()
+    assert row is not None
+    n, accuracy, seconds, latency = row
+    seconds = float(seconds) if seconds is not None else None
+    causes = conn.execute(
+        "SELECT coalesce(t.causa_predicted, '(none)'), count(*) FROM tickets t"
+        " JOIN causa_demo_truth d USING (number) WHERE d.run = %s GROUP BY 1 ORDER BY 2 DESC",
+        [run_id],
+    ).fetchall()
+    p50, p95, p99 = latency or (None, None, None)
+    return {
+        "run": run_id,
+        "tickets": int(n),
+        "by_status": final,
+        "by_cause": {c: int(k) for c, k in causes},
+        "tickets_per_s": round(n / seconds, 1) if seconds else None,
+        "latency_ms": {"p50": _ms(p50), "p95": _ms(p95), "p99": _ms(p99)},
+        "accuracy": round(accuracy, 4) if accuracy is not None else None,
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
+
+
+def report(summary: dict[str, Any], *, conn_free_counts: dict[str, int], console: Console,
+           as_json: bool) -> None:
+    table = Table(title=f"causa demo {summary['run']}: {summary['tickets']} new tickets")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for status, k in conn_free_counts.items():
+        table.add_row(f"status {status}", str(k))
+    for cause, k in summary["by_cause"].items():
+        table.add_row(f"cause {cause}", str(k))
+    table.add_row("accuracy (vs hidden truth)", f"{summary['accuracy']}")
+    table.add_row("tickets/s", f"{summary['tickets_per_s']}")
+    for q, v in summary["latency_ms"].items():
+        table.add_row(f"insert→classified {q}", f"{v} ms")
+    console.print(table)
+    if as_json:
+        print(json.dumps({k: summary[k] for k in
+                          ("tickets", "by_status", "tickets_per_s", "latency_ms", "accuracy")}))

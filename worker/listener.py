@@ -1,0 +1,83 @@
+"""The event path: LISTEN for the insert trigger's notifications, gather them for a few
+milliseconds, enqueue enough classify tasks. Notifications are hints; beat's poll is the
+safety net for whatever is missed while the listener is down."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+import structlog
+
+from shared.schema import CHANNEL
+from shared.settings import ConfigError, Settings
+from shared.store import is_pooled
+
+log = structlog.get_logger("causa.listener")
+# Reconnect delays: from 0.5 s doubling to 30 s, so a restarted database is found quickly
+# and a long outage costs one attempt every 30 s.
+RECONNECT_FIRST_S = 0.5
+RECONNECT_MAX_S = 30.0
+IDLE_WAKEUP_S = 1.0  # how often the loop looks at the stop flag while nothing arrives
+
+
+def gather(conn: psycopg.Connection[object], window_s: float) -> int:
+    """Block up to IDLE_WAKEUP_S for a notification; then gather for `window_s` more.
+    Returns how many pending tickets the notifications announced (0 if none came)."""
+    count = 0
+    for note in conn.notifies(timeout=IDLE_WAKEUP_S, stop_after=1):
+        count += _announced(note.payload)
+    if count and window_s > 0:
+        deadline = time.monotonic() + window_s
+        while (left := deadline - time.monotonic()) > 0:
+            for note in conn.notifies(timeout=left):
+                count += _announced(note.payload)
+    return count
+
+
+def _announced(payload: str) -> int:
+    try:
+        return max(1, int(payload))
+    except ValueError:
+        return 1
+
+
+def _enqueue(enqueue: Callable[[int], int], announced: int) -> None:
+    try:
+        log.debug("tickets announced", tickets=announced, tasks=enqueue(announced))
+    except Exception as exc:  # broker down: beat's poll picks the tickets up later
+        log.warning("could not enqueue", tickets=announced, error=f"{type(exc).__name__}: {exc}")
+
+
+def run(
+    settings: Settings,
+    enqueue: Callable[[int], int],
+    stop: threading.Event | None = None,
+) -> None:
+    """Listen until `stop` is set, reconnecting with backoff when the connection drops."""
+    url = settings.require_database_url()
+    if is_pooled(url):
+        raise ConfigError(
+            "the listener needs LISTEN, which Supabase's transaction pooler (port 6543) does not"
+            " support: give it a direct or session-mode URL (port 5432) in DATABASE_URL"
+        )
+    stop = stop or threading.Event()
+    delay = RECONNECT_FIRST_S
+    window_s = settings.listen_window_ms / 1000
+    while not stop.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                log.info("listening", channel=CHANNEL)
+                delay = RECONNECT_FIRST_S
+                _enqueue(enqueue, 0)  # 0: catch up on what arrived while we were away
+                while not stop.is_set():
+                    announced = gather(conn, window_s)
+                    if announced:
+                        _enqueue(enqueue, announced)
+        except psycopg.OperationalError as exc:
+            log.warning("listener connection lost", error=str(exc)[:300], retry_in_s=delay)
+            stop.wait(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)

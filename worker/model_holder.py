@@ -1,0 +1,60 @@
+"""The model in service, per process, swapped without a restart.
+
+Before each batch the holder stats models/manifest.json (no read unless it changed). When the
+manifest names a new version, the new model is loaded and verified first and only then
+replaces the reference, so a batch in flight finishes on the model it began with and a bad
+file never replaces a good model.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import structlog
+
+from training import registry
+from training.registry import LoadedModel, ModelError
+
+log = structlog.get_logger("causa.model")
+# After a failed load, wait this long before trying the same manifest again, so that a broken
+# file is not re-hashed before every batch.
+RETRY_FAILED_LOAD_S = 10.0
+
+
+class ModelHolder:
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = models_dir
+        self._model: LoadedModel | None = None
+        self._seen: tuple[int, int, int] | None = None
+        self._retry_at = 0.0
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.models_dir / registry.MANIFEST)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def get(self) -> LoadedModel | None:
+        stamp = self._stamp()
+        if stamp == self._seen and (self._model is not None or time.monotonic() < self._retry_at):
+            return self._model
+        self._seen = stamp
+        keeping = self._model.version if self._model else None
+        try:
+            info = registry.read_manifest(self.models_dir)
+            if info is None:
+                raise ModelError(f"no model in {self.models_dir}: train one with"
+                                 " `causa train --bootstrap`")
+            if keeping == info.version:
+                return self._model
+            model = registry.load(self.models_dir, info)
+        except ModelError as exc:
+            self._retry_at = time.monotonic() + RETRY_FAILED_LOAD_S
+            log.error("model not loaded", error=str(exc), keeping=keeping)
+            return self._model
+        log.info("model loaded", model_version=model.version, previous=keeping)
+        self._model = model
+        return model

@@ -1,0 +1,42 @@
+"""One place wires the real parts: settings, store, model holder, built once per process,
+lazily (nothing connects or loads at import) and afresh in every forked pool process."""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from dataclasses import dataclass
+
+from shared.settings import Settings, load_settings
+from shared.store import PostgresStore, TicketStore
+from worker.model_holder import ModelHolder
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: TicketStore
+    models: ModelHolder
+    worker: str  # who claims: host and process, shown in claimed_by
+
+
+@functools.cache
+def settings() -> Settings:
+    return load_settings()
+
+
+@functools.cache
+def runtime() -> Runtime:
+    s = settings()
+    return Runtime(
+        settings=s,
+        store=PostgresStore(s),
+        models=ModelHolder(s.models_dir),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+    )
+
+
+def reset() -> None:
+    """Forget the parent's objects in a new child process (its pool's sockets are not ours)."""
+    runtime.cache_clear()
