@@ -168,3 +168,26 @@ def load_settings(**overrides: object) -> Settings:
             }  # type: ignore[arg-type]
         )
     return settings
+
+
+def timing_problems(settings: Settings) -> list[str]:
+    """The reliability rules of DESIGN.md that these settings break (empty when none).
+
+    A lease must outlive everything a worker may still do with the ticket (the task's hard
+    time limit plus the retries of its last write), or a second worker takes it while the
+    first still writes; Redis must not redeliver a task before its lease ends.
+    """
+    s = settings
+    problems = []
+    if s.task_time_limit >= s.lease_seconds:
+        problems.append(f"CAUSA_TASK_TIME_LIMIT={s.task_time_limit} must be shorter than"
+                        f" CAUSA_LEASE_SECONDS={s.lease_seconds}")
+    if s.task_time_limit + s.longest_backoff >= s.lease_seconds:
+        problems.append(f"the task time limit plus the longest retry backoff"
+                        f" ({s.task_time_limit} + {s.longest_backoff:.1f} s) must be shorter than"
+                        f" CAUSA_LEASE_SECONDS={s.lease_seconds}: lower CAUSA_RETRY_* or raise"
+                        " the lease")
+    if s.lease_seconds >= s.visibility_timeout:
+        problems.append(f"CAUSA_LEASE_SECONDS={s.lease_seconds} must be shorter than"
+                        f" CAUSA_VISIBILITY_TIMEOUT={s.visibility_timeout}")
+    return problems

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared import logs
-from shared.settings import ConfigError, Settings, load_settings
+from shared.settings import ConfigError, Settings, load_settings, timing_problems
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="causa: classify IT service-desk tickets in the background.")
@@ -31,6 +31,20 @@ def _settings() -> Settings:
 def _fail(message: str) -> typer.Exit:
     console.print(f"[red]error:[/red] {message}")
     return typer.Exit(2)
+
+
+def _ready_to_run() -> Settings:
+    """Settings for a long-running process: both services named, timing rules kept."""
+    s = load_settings()
+    try:
+        s.require_database_url()
+        s.require_redis_url()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    problems = timing_problems(s)
+    if problems:
+        raise _fail("unsafe timing settings: " + "; ".join(problems))
+    return s
 
 
 @app.command()
@@ -78,12 +92,7 @@ def worker(
     name: Annotated[str, typer.Option(help="Celery node name.")] = "causa@%h",
 ) -> None:
     """Run a Celery worker that classifies tickets (run as many as you like, anywhere)."""
-    s = load_settings()
-    try:
-        s.require_database_url()
-        s.require_redis_url()
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
+    s = _ready_to_run()
     from worker.app import QUEUE
     from worker.app import app as celery
 
@@ -100,12 +109,7 @@ def beat(
     schedule: Annotated[Path, typer.Option(help="Beat's state file.")] = Path(SCHEDULE_FILE),
 ) -> None:
     """Run Celery beat: polls for pending tickets (run exactly one)."""
-    s = load_settings()
-    try:
-        s.require_database_url()
-        s.require_redis_url()
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
+    s = _ready_to_run()
     from worker.app import app as celery
 
     celery.start(["beat", "-s", str(schedule), "--loglevel", s.log_level])

@@ -1,9 +1,10 @@
 -- causa: the queue on the ticket table.
 --
--- This file is a template: `causa migrate` replaces {{table}}, {{number}}, {{cause}},
--- {{text}} and {{number_key}} with the configured, quoted names and applies it;
--- `causa migrate --print` writes the rendered SQL. supabase/migrations/ holds it rendered
--- for the default names. Applying it twice is harmless. PostgreSQL 15 or newer.
+-- shared/sql/schema.sql is a template: `causa migrate` fills its double-braced placeholders
+-- (table, number, cause, text, number_key) with the configured, quoted names and applies
+-- it; `causa migrate --print` writes the rendered SQL. supabase/migrations/ holds it
+-- rendered for the default names (tickets, number, short_description + description, causa).
+-- Applying it twice is harmless. PostgreSQL 15 or newer.
 --
 -- Statuses: pending -> claimed -> classified | needs_review | failed; labelled when a
 -- person set the cause (final). The database is the queue and the source of truth.

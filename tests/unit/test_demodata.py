@@ -7,12 +7,6 @@ from pathlib import Path
 
 import pytest
 
-# Make the repository root importable when pytest is run as `.venv/bin/pytest` without a
-# `pythonpath` setting; a no-op once the root is on sys.path already.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
 from shared import demodata
 from shared.demodata import CAUSES, DemoTicket, generate
 

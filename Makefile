@@ -1,0 +1,57 @@
+# The interface to causa: CI runs these same targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+DEMO_ARGS ?=
+BENCH_ARGS ?=
+PYTEST := $(BIN)/pytest -p no:cacheprovider
+
+.PHONY: install lock demo test unit integration e2e faults lint bench worker beat listen flower clean
+
+$(BIN)/causa: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(BIN)/causa ## .venv with causa and its dev tools, versions from requirements.lock
+
+lock: ## re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --no-header
+
+demo: install ## everything on embedded services: make demo DEMO_ARGS="--tickets 500 --json"
+	$(BIN)/causa demo $(DEMO_ARGS)
+
+test: install ## the whole suite on real PostgreSQL and Redis; a skipped test fails it
+	CAUSA_FAIL_ON_SKIP=1 $(PYTEST) tests
+
+unit: install
+	$(PYTEST) tests/unit
+
+integration: install
+	$(PYTEST) tests/integration
+
+e2e: install
+	$(PYTEST) tests/e2e tests/faults
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install ## throughput and latency: make bench BENCH_ARGS="--tickets 5000"
+	$(BIN)/python bench/throughput.py $(BENCH_ARGS)
+	$(BIN)/python bench/latency.py
+
+worker: install
+	$(BIN)/causa worker
+
+beat: install
+	$(BIN)/causa beat
+
+listen: install
+	$(BIN)/causa listen
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache celerybeat-schedule*

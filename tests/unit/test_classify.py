@@ -1,0 +1,119 @@
+"""classify_batch and decide with hand-written fakes: no database, no Celery."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from shared.classify import classify_batch, decide
+from shared.settings import Settings
+from shared.store import Claimed, Failure, Labelled, Result
+from tasks.classify import tasks_needed
+
+
+@dataclass
+class FakeModel:
+    version: str = "v1"
+    classes: Sequence[str] = ("Hardware", "Red")
+    thresholds: dict[str, float] = field(default_factory=dict)
+    poison: str = "\u2620"
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        if any(self.poison in t for t in texts):
+            raise ValueError("cannot featurize")
+        return np.array([[0.9, 0.1] if "pantalla" in t else [0.45, 0.55] for t in texts])
+
+
+@dataclass
+class FakeStore:
+    pending: list[Claimed]
+    applied: list[Result] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    claims: int = 0
+
+    def claim(self, worker: str, batch: int, numbers: Sequence[str] | None = None) -> list[Claimed]:
+        self.claims += 1
+        taken, self.pending = self.pending[:batch], self.pending[batch:]
+        return taken
+
+    def apply(self, results: Sequence[Result]) -> dict[str, int]:
+        self.applied.extend(results)
+        return {"applied": len(results), "stale": 0}
+
+    def fail(self, failures: Sequence[Failure]) -> dict[str, int]:
+        self.failed.extend(failures)
+        return {"retrying": len(failures), "failed": 0, "stale": 0}
+
+    def pending_count(self) -> dict[str, int]:
+        return {"pending": len(self.pending), "retry": 0, "claimed": 0}
+
+    def status_counts(self) -> dict[str, int]:
+        return {}
+
+    def labelled(self) -> list[Labelled]:
+        return []
+
+
+@dataclass
+class Models:
+    model: FakeModel | None
+
+    def get(self) -> FakeModel | None:
+        return self.model
+
+
+def ticket(number: str, text: str | None, attempts: int = 1) -> Claimed:
+    return Claimed(number, text, attempts, f"tok-{number}")  # type: ignore[arg-type]
+
+
+def test_confident_predictions_are_classified_and_unsure_ones_need_review() -> None:
+    outcome = decide([ticket("1", "la pantalla parpadea"), ticket("2", "algo raro")], FakeModel(), 0.6)
+    by_number = {r.number: r for r in outcome.results}
+    assert (by_number["1"].status, by_number["1"].predicted) == ("classified", "Hardware")
+    assert (by_number["2"].status, by_number["2"].predicted) == ("needs_review", "Red")
+
+
+def test_per_class_thresholds_take_precedence_over_the_global_one() -> None:
+    model = FakeModel(thresholds={"Hardware": 0.95})
+    outcome = decide([ticket("1", "la pantalla parpadea")], model, 0.6)
+    assert outcome.results[0].status == "needs_review"
+
+
+def test_empty_text_gets_a_clear_outcome() -> None:
+    outcome = decide([ticket("1", None), ticket("2", "   "), ticket("3", "\x00\x00")], FakeModel(), 0.6)
+    assert {r.status for r in outcome.results} == {"needs_review"}
+    assert all(r.error == "empty text: nothing to classify" and r.predicted is None
+               for r in outcome.results)
+
+
+def test_a_ticket_that_breaks_the_model_fails_alone() -> None:
+    claimed = [ticket("1", "la pantalla"), ticket("2", "veneno \u2620"), ticket("3", "red caída")]
+    outcome = decide(claimed, FakeModel(), 0.6)
+    assert [f.number for f in outcome.failures] == ["2"]
+    assert "ValueError" in outcome.failures[0].error
+    assert sorted(r.number for r in outcome.results) == ["1", "3"]
+
+
+def test_without_a_model_nothing_is_claimed() -> None:
+    store = FakeStore([ticket("1", "x")])
+    summary = classify_batch(store, Models(None), Settings(), worker="w", limit=10)
+    assert summary["claimed"] == 0 and store.claims == 0 and len(store.pending) == 1
+
+
+def test_a_batch_is_claimed_predicted_and_written_in_one_call_each() -> None:
+    store = FakeStore([ticket(str(i), "la pantalla") for i in range(5)])
+    summary = classify_batch(store, Models(FakeModel()), Settings(), worker="w", limit=3)
+    assert summary["claimed"] == 3 and summary["classified"] == 3
+    assert store.claims == 1 and len(store.applied) == 3 and len(store.pending) == 2
+
+
+def test_tasks_needed_covers_the_backlog_less_what_is_queued() -> None:
+    assert tasks_needed(pending=0, retry=0, batch=1000, queued=0) == 0
+    assert tasks_needed(pending=1, retry=0, batch=1000, queued=0) == 1
+    assert tasks_needed(pending=2500, retry=0, batch=1000, queued=0) == 3
+    assert tasks_needed(pending=2500, retry=4, batch=1000, queued=0) == 7  # retries go alone
+    assert tasks_needed(pending=2500, retry=0, batch=1000, queued=2) == 1
+    assert tasks_needed(pending=10, retry=0, batch=1000, queued=5) == 0
+    assert tasks_needed(pending=10**7, retry=0, batch=1, queued=0) == 500  # bounded per poll
