@@ -10,7 +10,7 @@ import numpy as np
 import structlog
 
 from shared.settings import Settings
-from shared.store import Claimed, Failure, Result, TicketStore
+from shared.store import Claimed, Failure, Result, Status, TicketStore
 from shared.text import clean
 
 log = structlog.get_logger("causa.classify")
@@ -46,8 +46,17 @@ def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcom
     texts = {c.number: clean(c.text) for c in claimed}
     empty = [c for c in claimed if not texts[c.number]]
     for c in empty:
-        results.append(Result(c.number, c.claim_token, "needs_review", None, 0.0, model.version,
-                              "empty text: nothing to classify"))
+        results.append(
+            Result(
+                c.number,
+                c.claim_token,
+                "needs_review",
+                None,
+                0.0,
+                model.version,
+                "empty text: nothing to classify",
+            )
+        )
     todo = [c for c in claimed if texts[c.number]]
     if not todo:
         return Outcome(results, failures)
@@ -61,18 +70,28 @@ def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcom
             try:
                 rows.append((c, model.predict_proba([texts[c.number]])[0]))
             except Exception as exc:
-                log.warning("ticket failed", number=c.number, model_version=model.version,
-                            error=type(exc).__name__)
-                failures.append(Failure(c.number, c.claim_token,
-                                        f"prediction failed: {type(exc).__name__}: {exc}"[:500]))
+                log.warning(
+                    "ticket failed",
+                    number=c.number,
+                    model_version=model.version,
+                    error=type(exc).__name__,
+                )
+                failures.append(
+                    Failure(
+                        c.number,
+                        c.claim_token,
+                        f"prediction failed: {type(exc).__name__}: {exc}"[:500],
+                    )
+                )
     classes = model.classes
     for c, p in rows:
         best = int(np.argmax(p))
         cause, confidence = classes[best], float(p[best])
         needed = model.thresholds.get(cause, threshold)
-        status = "classified" if confidence >= needed else "needs_review"
-        results.append(Result(c.number, c.claim_token, status, cause, round(confidence, 4),
-                              model.version))
+        status: Status = "classified" if confidence >= needed else "needs_review"
+        results.append(
+            Result(c.number, c.claim_token, status, cause, round(confidence, 4), model.version)
+        )
     return Outcome(results, failures)
 
 
@@ -91,8 +110,7 @@ def classify_batch(
     """
     model = models.get()
     if model is None:
-        log.error("no model: tickets stay pending",
-                  hint="train one with `causa train --bootstrap`")
+        log.error("no model: tickets stay pending", hint="train one with `causa train --bootstrap`")
         return {"claimed": 0, "model_version": None}
     claimed = store.claim(worker, limit, numbers)
     if not claimed:
@@ -111,11 +129,18 @@ def classify_batch(
         "model_version": model.version,
     }
     if applied["stale"] or failed["stale"]:
-        log.warning("stale writes ignored: lease expired or a person labelled the ticket",
-                    **summary)
+        log.warning(
+            "stale writes ignored: lease expired or a person labelled the ticket", **summary
+        )
     else:
         log.info("batch classified", **summary)
     for r in outcome.results:
-        log.debug("ticket classified", number=r.number, status=r.status, cause=r.predicted,
-                  confidence=r.confidence, model_version=r.model_version)
+        log.debug(
+            "ticket classified",
+            number=r.number,
+            status=r.status,
+            cause=r.predicted,
+            confidence=r.confidence,
+            model_version=r.model_version,
+        )
     return summary

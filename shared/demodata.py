@@ -1198,7 +1198,7 @@ def generate(n: int, *, seed: int = 42, start: int = 0) -> list[DemoTicket]:
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    return [_ticket(random.Random(f"{seed}:{start + i}")) for i in range(n)]
+    return [_ticket(random.Random(f"{seed}:{start + i}")) for i in range(n)]  # noqa: S311 (data, not crypto)
 
 
 def _ticket(rng: random.Random) -> DemoTicket:
@@ -1215,9 +1215,7 @@ def _ticket(rng: random.Random) -> DemoTicket:
 
     # Slot tables are parallel across languages, so one index per slot keeps both texts consistent.
     picks = {name: rng.randrange(len(values)) for name, values in SLOTS["es"].items()}
-    short = _fill(
-        template[0 if short_lang == "es" else 2], _slot_values(short_lang, picks)
-    )
+    short = _fill(template[0 if short_lang == "es" else 2], _slot_values(short_lang, picks))
     body = _fill(template[1 if lang == "es" else 3], _slot_values(lang, picks))
 
     short = _maybe_urgent(rng, short, short_lang)
@@ -1255,7 +1253,7 @@ def _maybe_urgent(rng: random.Random, short: str, lang: str) -> str:
 
 
 def _compose(rng: random.Random, body: str, lang: str) -> str:
-    """Greeting line, the body sentence, maybe a follow-up, maybe a closing line (<= 3 sentences)."""
+    """Greeting, the body sentence, maybe a follow-up, maybe a closing (<= 3 sentences)."""
     lines: list[str] = []
     if rng.random() < 0.55:
         lines.append(rng.choice(GREETINGS[lang]))

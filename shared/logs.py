@@ -39,7 +39,9 @@ def redactor(secrets: Iterable[str]) -> structlog.types.Processor:
     return processor
 
 
-def configure(*, level: str = "INFO", json: bool | None = None, secrets: Iterable[str] = ()) -> None:
+def configure(
+    *, level: str = "INFO", json: bool | None = None, secrets: Iterable[str] = ()
+) -> None:
     """Configure structlog and the standard library's root logger once per process."""
     if json is None:
         json = not sys.stderr.isatty()

@@ -10,8 +10,13 @@ import psycopg
 import psycopg_pool
 import structlog
 from psycopg import errors
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity import wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from shared.settings import Settings
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -21,9 +22,9 @@ def _quoted(name: str) -> str:
 
 def render(settings: Settings) -> str:
     """schema.sql with the configured table and column names, quoted."""
-    text_expr = "concat_ws(' ', " + ", ".join(
-        f"t.{_quoted(c)}" for c in settings.text_column_list
-    ) + ")"
+    text_expr = (
+        "concat_ws(' ', " + ", ".join(f"t.{_quoted(c)}" for c in settings.text_column_list) + ")"
+    )
     values = {
         "table": _quoted(settings.table),
         "number": _quoted(settings.number_column),
@@ -35,7 +36,7 @@ def render(settings: Settings) -> str:
     return PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
-def check_table(conn: psycopg.Connection[object], settings: Settings) -> None:
+def check_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
     """Stop with a clear message when the table or one of its columns is missing."""
     row = conn.execute("SELECT to_regclass(%s)::text", [_quoted(settings.table)]).fetchone()
     if row is None or row[0] is None:
@@ -65,7 +66,7 @@ def check_table(conn: psycopg.Connection[object], settings: Settings) -> None:
             )
 
 
-def migrate(conn: psycopg.Connection[object], settings: Settings) -> None:
+def migrate(conn: psycopg.Connection[Any], settings: Settings) -> None:
     """Apply the rendered SQL in one transaction. Harmless to run again."""
     check_table(conn, settings)
     with conn.transaction():

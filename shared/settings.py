@@ -124,7 +124,7 @@ class Settings(BaseSettings):
             min(self.retry_initial * 2**i, self.retry_max) + self.retry_jitter
             for i in range(self.retry_attempts)
         )
-        return sum(delays)
+        return float(sum(delays))
 
     def require_database_url(self) -> str:
         if self.database_url is not None:
@@ -157,7 +157,9 @@ def read_env_file(path: Path) -> dict[str, str]:
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and .env, falling back to the URLs of a running `causa up`."""
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    unset = settings.database_url is None and settings.redis_url is None and not settings.supabase_url
+    unset = (
+        settings.database_url is None and settings.redis_url is None and not settings.supabase_url
+    )
     if unset and settings.services_env.exists():
         embedded = read_env_file(settings.services_env)
         settings = Settings(
@@ -180,14 +182,20 @@ def timing_problems(settings: Settings) -> list[str]:
     s = settings
     problems = []
     if s.task_time_limit >= s.lease_seconds:
-        problems.append(f"CAUSA_TASK_TIME_LIMIT={s.task_time_limit} must be shorter than"
-                        f" CAUSA_LEASE_SECONDS={s.lease_seconds}")
+        problems.append(
+            f"CAUSA_TASK_TIME_LIMIT={s.task_time_limit} must be shorter than"
+            f" CAUSA_LEASE_SECONDS={s.lease_seconds}"
+        )
     if s.task_time_limit + s.longest_backoff >= s.lease_seconds:
-        problems.append(f"the task time limit plus the longest retry backoff"
-                        f" ({s.task_time_limit} + {s.longest_backoff:.1f} s) must be shorter than"
-                        f" CAUSA_LEASE_SECONDS={s.lease_seconds}: lower CAUSA_RETRY_* or raise"
-                        " the lease")
+        problems.append(
+            f"the task time limit plus the longest retry backoff"
+            f" ({s.task_time_limit} + {s.longest_backoff:.1f} s) must be shorter than"
+            f" CAUSA_LEASE_SECONDS={s.lease_seconds}: lower CAUSA_RETRY_* or raise"
+            " the lease"
+        )
     if s.lease_seconds >= s.visibility_timeout:
-        problems.append(f"CAUSA_LEASE_SECONDS={s.lease_seconds} must be shorter than"
-                        f" CAUSA_VISIBILITY_TIMEOUT={s.visibility_timeout}")
+        problems.append(
+            f"CAUSA_LEASE_SECONDS={s.lease_seconds} must be shorter than"
+            f" CAUSA_VISIBILITY_TIMEOUT={s.visibility_timeout}"
+        )
     return problems

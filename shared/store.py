@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -96,7 +95,11 @@ class PostgresStore:
             if is_pooled(self._url):
                 kwargs["prepare_threshold"] = None
             self._pool = ConnectionPool(
-                self._url, min_size=1, max_size=self._max, kwargs=kwargs, open=True,
+                self._url,
+                min_size=1,
+                max_size=self._max,
+                kwargs=kwargs,
+                open=True,
                 name="causa",
             )
         return self._pool
@@ -114,9 +117,7 @@ class PostgresStore:
 
         return retry.call(self.settings, what, once)
 
-    def claim(
-        self, worker: str, batch: int, numbers: Sequence[str] | None = None
-    ) -> list[Claimed]:
+    def claim(self, worker: str, batch: int, numbers: Sequence[str] | None = None) -> list[Claimed]:
         s = self.settings
         rows = self._call(
             "claim",
@@ -163,12 +164,8 @@ class PostgresStore:
     def labelled(self) -> Iterator[Labelled]:
         after: str | None = None
         while True:
-            page = self._call(
-                "labelled", "SELECT causa_labelled(%s, %s)", [after, LABEL_PAGE]
-            )
+            page = self._call("labelled", "SELECT causa_labelled(%s, %s)", [after, LABEL_PAGE])
             yield from (Labelled(r["number"], r["text"] or "", r["cause"]) for r in page)
             if len(page) < LABEL_PAGE:
                 return
             after = page[-1]["number"]
-
-

@@ -16,10 +16,18 @@ MAX_ENQUEUE_PER_POLL = 500
 
 
 @app.task(name="tasks.classify.classify_pending")
-def classify_pending(limit: int | None = None, numbers: list[str] | None = None) -> dict[str, object]:
+def classify_pending(
+    limit: int | None = None, numbers: list[str] | None = None
+) -> dict[str, object]:
     rt = runtime()
-    return classify_batch(rt.store, rt.models, rt.settings, worker=rt.worker,
-                          limit=limit or rt.settings.batch_size, numbers=numbers)
+    return classify_batch(
+        rt.store,
+        rt.models,
+        rt.settings,
+        worker=rt.worker,
+        limit=limit or rt.settings.batch_size,
+        numbers=numbers,
+    )
 
 
 def queued_tasks() -> int:

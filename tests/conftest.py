@@ -26,8 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS = "redis://127.0.0.1:6379"
 REDIS_DB = 13  # the suite's own index: far from the 0 a user's broker has
-CLEARED = ("SUPABASE_URL", "SUPABASE_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SENTRY_DSN",
-           "MLFLOW_TRACKING_URI")
+CLEARED = (
+    "SUPABASE_URL",
+    "SUPABASE_KEY",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SENTRY_DSN",
+    "MLFLOW_TRACKING_URI",
+)
 
 
 def _postgres_admin_url() -> str:

@@ -33,7 +33,9 @@ def fresh_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
     schema.migrate(conn, settings)
 
 
-def insert(conn: psycopg.Connection[Any], rows: Iterable[tuple[str, str | None, str | None]]) -> None:
+def insert(
+    conn: psycopg.Connection[Any], rows: Iterable[tuple[str, str | None, str | None]]
+) -> None:
     """Pending tickets: (number, short_description, description) in one statement."""
     numbers, shorts, longs = (list(c) for c in zip(*rows, strict=True))
     conn.execute(
@@ -43,15 +45,21 @@ def insert(conn: psycopg.Connection[Any], rows: Iterable[tuple[str, str | None, 
     )
 
 
-def demo_rows(n: int, prefix: str = "T", start: int = 0) -> list[tuple[str, str | None, str | None]]:
-    return [(f"{prefix}{start + i:06d}", t.short_description, t.description)
-            for i, t in enumerate(demodata.generate(n, seed=7, start=start))]
+def demo_rows(
+    n: int, prefix: str = "T", start: int = 0
+) -> list[tuple[str, str | None, str | None]]:
+    return [
+        (f"{prefix}{start + i:06d}", t.short_description, t.description)
+        for i, t in enumerate(demodata.generate(n, seed=7, start=start))
+    ]
 
 
 @functools.cache
 def _trained(cache: Path) -> Path:
-    examples = [dataset.Example(f"H{i}", f"{t.short_description} {t.description}", t.cause)
-                for i, t in enumerate(demodata.generate(1200, seed=42))]
+    examples = [
+        dataset.Example(f"H{i}", f"{t.short_description} {t.description}", t.cause)
+        for i, t in enumerate(demodata.generate(1200, seed=42))
+    ]
     bootstrap.train(examples, cache)
     return cache
 
@@ -62,8 +70,12 @@ def install_model(models_dir: Path, cache: Path) -> Path:
     return models_dir
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 30.0, what: str = "condition",
-             interval: float = 0.05) -> T:
+def wait_for(
+    condition: Callable[[], T],
+    timeout: float = 30.0,
+    what: str = "condition",
+    interval: float = 0.05,
+) -> T:
     """Poll until `condition()` is truthy; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -34,10 +34,25 @@ def pipeline(seed: int = SEED) -> Pipeline:
                 "features",
                 FeatureUnion(
                     [
-                        ("words", TfidfVectorizer(preprocessor=normalize, ngram_range=(1, 2),
-                                                  sublinear_tf=True, min_df=1)),
-                        ("chars", TfidfVectorizer(preprocessor=normalize, analyzer="char_wb",
-                                                  ngram_range=(2, 4), sublinear_tf=True, min_df=2)),
+                        (
+                            "words",
+                            TfidfVectorizer(
+                                preprocessor=normalize,
+                                ngram_range=(1, 2),
+                                sublinear_tf=True,
+                                min_df=1,
+                            ),
+                        ),
+                        (
+                            "chars",
+                            TfidfVectorizer(
+                                preprocessor=normalize,
+                                analyzer="char_wb",
+                                ngram_range=(2, 4),
+                                sublinear_tf=True,
+                                min_df=2,
+                            ),
+                        ),
                     ]
                 ),
             ),

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sklearn
 import skops
 import skops.io as sio
-import sklearn
 import xgboost
 
 MANIFEST = "manifest.json"
@@ -103,8 +103,10 @@ def read_manifest(models_dir: Path) -> ModelInfo | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{path} is unreadable ({exc}): restore it with `causa rollback`"
-                         " or train a new model with `causa train --bootstrap --force`") from exc
+        raise ModelError(
+            f"{path} is unreadable ({exc}): restore it with `causa rollback`"
+            " or train a new model with `causa train --bootstrap --force`"
+        ) from exc
     return ModelInfo.from_json(data)
 
 
@@ -112,18 +114,24 @@ def load(models_dir: Path, info: ModelInfo) -> LoadedModel:
     """Verify and load the model the manifest names. Raises ModelError, never loads blindly."""
     path = models_dir / info.file
     if not path.exists():
-        raise ModelError(f"model file {path} named by {models_dir / MANIFEST} is missing:"
-                         " restore it or train again with `causa train --bootstrap --force`")
+        raise ModelError(
+            f"model file {path} named by {models_dir / MANIFEST} is missing:"
+            " restore it or train again with `causa train --bootstrap --force`"
+        )
     actual = sha256_of(path)
     if actual != info.sha256:
-        raise ModelError(f"model file {path} is corrupt or was changed: SHA-256 {actual[:12]}…"
-                         f" does not match the manifest's {info.sha256[:12]}…; refusing to load it")
+        raise ModelError(
+            f"model file {path} is corrupt or was changed: SHA-256 {actual[:12]}…"
+            f" does not match the manifest's {info.sha256[:12]}…; refusing to load it"
+        )
     here = library_versions()
     for lib in ("scikit-learn", "xgboost"):
         built = info.libraries.get(lib, "?")
         if _minor(built) != _minor(here[lib]):
-            raise ModelError(f"model {info.version} was built with {lib} {built}, this process"
-                             f" has {here[lib]}: retrain it with `causa train --force`")
+            raise ModelError(
+                f"model {info.version} was built with {lib} {built}, this process"
+                f" has {here[lib]}: retrain it with `causa train --force`"
+            )
     untrusted = sio.get_untrusted_types(file=path)
     refused = [t for t in untrusted if t not in TRUSTED_OWN and not t.startswith(TRUSTED_LIBRARIES)]
     if refused:

@@ -16,8 +16,11 @@ from rich.table import Table
 from shared import logs
 from shared.settings import ConfigError, Settings, load_settings, timing_problems
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="causa: classify IT service-desk tickets in the background.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="causa: classify IT service-desk tickets in the background.",
+)
 console = Console(stderr=True)
 SCHEDULE_FILE = "celerybeat-schedule"
 
@@ -69,7 +72,9 @@ def down() -> None:
 
 @app.command()
 def migrate(
-    print_sql: Annotated[bool, typer.Option("--print", help="Write the SQL, apply nothing.")] = False,
+    print_sql: Annotated[
+        bool, typer.Option("--print", help="Write the SQL, apply nothing.")
+    ] = False,
 ) -> None:
     """Add causa's columns, indexes, triggers and queue functions to the ticket table."""
     from shared import schema
@@ -88,7 +93,9 @@ def migrate(
 
 @app.command()
 def worker(
-    concurrency: Annotated[int | None, typer.Option(help="Processes; default: one per core.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Processes; default: one per core.")
+    ] = None,
     name: Annotated[str, typer.Option(help="Celery node name.")] = "causa@%h",
 ) -> None:
     """Run a Celery worker that classifies tickets (run as many as you like, anywhere)."""
@@ -96,8 +103,17 @@ def worker(
     from worker.app import QUEUE
     from worker.app import app as celery
 
-    argv = ["worker", "-Q", QUEUE, "-n", name, "--loglevel", s.log_level,
-            "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        "-Q",
+        QUEUE,
+        "-n",
+        name,
+        "--loglevel",
+        s.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
     n = concurrency or s.worker_concurrency
     if n:
         argv += ["--concurrency", str(n)]
@@ -160,7 +176,8 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     info = registry.read_manifest(s.models_dir)
     report["model"] = (
         {"version": info.version, "created_at": info.created_at, "metrics": info.metrics}
-        if info else None
+        if info
+        else None
     )
     if as_json:
         print(json.dumps(report))
@@ -208,8 +225,10 @@ def train(
         raise _fail(str(exc)) from None
     if rare:
         console.print(f"left out, too few examples: {rare}")
-    console.print(f"model {info.version} in service: trained on {info.n_train} tickets,"
-                  f" holdout {info.metrics}")
+    console.print(
+        f"model {info.version} in service: trained on {info.n_train} tickets,"
+        f" holdout {info.metrics}"
+    )
 
 
 @app.command()

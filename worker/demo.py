@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,11 +26,10 @@ from shared import demodata, schema
 from shared.settings import Settings, load_settings
 from shared.store import PostgresStore
 from training import bootstrap, dataset, registry
-from worker import services
+from worker import processes, services
 
 HISTORY = 1500  # labelled tickets the demo keeps in its table: enough for a useful first model
 INSERT_TICK_S = 0.05  # tickets are inserted in small statements this often
-READY_TIMEOUT_S = 90.0
 FINAL = ("classified", "needs_review", "failed")
 STATUSES = ("pending", "claimed", *FINAL)
 
@@ -77,9 +74,14 @@ def demo_settings(home: Path) -> tuple[Settings, dict[str, str]]:
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("SUPABASE_URL", None)
-    settings = load_settings(database_url=found.database_url, redis_url=found.redis_url,
-                             table="tickets", number_column="number",
-                             text_columns="short_description,description", cause_column="causa")
+    settings = load_settings(
+        database_url=found.database_url,
+        redis_url=found.redis_url,
+        table="tickets",
+        number_column="number",
+        text_columns="short_description,description",
+        cause_column="causa",
+    )
     return settings, env
 
 
@@ -94,8 +96,10 @@ def prepare(settings: Settings, conn: psycopg.Connection[Any], console: Console)
             cur.executemany(
                 "INSERT INTO tickets (number, short_description, description, causa)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (number) DO NOTHING",
-                [(f"H{have + i:06d}", t.short_description, t.description, t.cause)
-                 for i, t in enumerate(history)],
+                [
+                    (f"H{have + i:06d}", t.short_description, t.description, t.cause)
+                    for i, t in enumerate(history)
+                ],
             )
         console.print(f"seeded {len(history)} labelled tickets of history")
     if registry.read_manifest(settings.models_dir) is None:
@@ -105,48 +109,11 @@ def prepare(settings: Settings, conn: psycopg.Connection[Any], console: Console)
         console.print(f"trained a first model {info.version}: holdout {info.metrics}")
 
 
-def start(name: str, args: list[str], env: dict[str, str], logdir: Path) -> subprocess.Popen[bytes]:
-    logdir.mkdir(parents=True, exist_ok=True)
-    out = (logdir / f"{name}.log").open("wb")  # this run only: readiness is read from it
-    return subprocess.Popen(
-        [sys.executable, "-m", "worker.cli", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C reaches the demo, which stops them in order
-    )
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for p in procs:
-        try:
-            p.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def wait_ready(logdir: Path, procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    """Until the worker says it is ready and the listener that it listens."""
-    marks = {"worker": b"ready.", "listener": b"listening"}
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while marks:
-        for name in list(marks):
-            if procs[name].poll() is not None:
-                raise RuntimeError(f"the {name} exited at start: see {logdir / name}.log")
-            if marks[name] in (logdir / f"{name}.log").read_bytes():
-                del marks[name]
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{', '.join(marks)} not ready after {READY_TIMEOUT_S:.0f} s:"
-                               f" see the logs in {logdir}")
-        time.sleep(0.1)
-
-
 def counts(conn: psycopg.Connection[Any], run: str) -> dict[str, int]:
     rows = conn.execute(
         "SELECT t.classification_status, count(*) FROM tickets t"
-        " JOIN causa_demo_truth d USING (number) WHERE d.run = %s GROUP BY 1", [run]
+        " JOIN causa_demo_truth d USING (number) WHERE d.run = %s GROUP BY 1",
+        [run],
     ).fetchall()
     found = {status: int(n) for status, n in rows}
     return {s: found.get(s, 0) for s in STATUSES}
@@ -163,12 +130,15 @@ def run(*, tickets: int, rate: float, as_json: bool) -> int:
     try:
         with psycopg.connect(settings.require_database_url(), autocommit=True) as conn:
             prepare(settings, conn, console)
-            procs["worker"] = start("worker", ["worker", "--concurrency", "2"], env, logdir)
-            procs["beat"] = start("beat", ["beat", "--schedule", str(home / "demo-beat-schedule")],
-                                  env, logdir)
-            procs["listener"] = start("listener", ["listen"], env, logdir)
+            procs["worker"] = processes.start(
+                "worker", ["worker", "--concurrency", "2"], env, logdir
+            )
+            procs["beat"] = processes.start(
+                "beat", ["beat", "--schedule", str(home / "demo-beat-schedule")], env, logdir
+            )
+            procs["listener"] = processes.start("listener", ["listen"], env, logdir)
             console.print(f"worker, beat and listener starting; logs in {logdir}")
-            wait_ready(logdir, procs)
+            processes.wait_ready(logdir, procs)
             stream(conn, run_id, tickets, rate, console)
             final = counts(conn, run_id)
             summary = summarize(conn, run_id, final)
@@ -178,17 +148,22 @@ def run(*, tickets: int, rate: float, as_json: bool) -> int:
         console.print("\ninterrupted: stopping; every ticket stays in the database")
         return 130
     finally:
-        stop(list(procs.values()))
+        processes.stop(list(procs.values()))
         if not already_up:
             services.down(home)
 
 
-def stream(conn: psycopg.Connection[Any], run_id: str, n: int, rate: float, console: Console) -> None:
+def stream(
+    conn: psycopg.Connection[Any], run_id: str, n: int, rate: float, console: Console
+) -> None:
     new = demodata.generate(n, seed=int(run_id[1:]) % 100_000, start=0)
     per_tick = max(1, round(rate * INSERT_TICK_S))
     columns = [
-        TextColumn("[bold]classifying"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+        TextColumn("[bold]classifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
     ]
     started = time.monotonic()
     timeout = 120 + n / 50
@@ -200,21 +175,28 @@ def stream(conn: psycopg.Connection[Any], run_id: str, n: int, rate: float, cons
             if inserted < due:
                 chunk = new[inserted:due]
                 numbers = [f"{run_id}-{inserted + i:06d}" for i in range(len(chunk))]
-                with conn.transaction():
-                    with conn.cursor() as cur:
-                        cur.executemany("INSERT INTO causa_demo_truth VALUES (%s, %s, %s)",
-                                        [(num, t.cause, run_id) for num, t in zip(numbers, chunk)])
-                        cur.execute(
-                            "INSERT INTO tickets (number, short_description, description)"
-                            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])",
-                            [numbers, [t.short_description for t in chunk],
-                             [t.description for t in chunk]],
-                        )
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO causa_demo_truth VALUES (%s, %s, %s)",
+                        [(num, t.cause, run_id) for num, t in zip(numbers, chunk, strict=False)],
+                    )
+                    cur.execute(
+                        "INSERT INTO tickets (number, short_description, description)"
+                        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])",
+                        [
+                            numbers,
+                            [t.short_description for t in chunk],
+                            [t.description for t in chunk],
+                        ],
+                    )
                 inserted = due
             now = counts(conn, run_id)
             done = sum(now[s] for s in FINAL)
-            bar.update(task, completed=done,
-                       detail=f"inserted {inserted}  pending {now['pending']}  claimed {now['claimed']}")
+            bar.update(
+                task,
+                completed=done,
+                detail=f"inserted {inserted}  pending {now['pending']}  claimed {now['claimed']}",
+            )
             if done >= n:
                 return
             if time.monotonic() - started > timeout:
@@ -249,8 +231,9 @@ def _ms(value: float | None) -> float | None:
     return round(value, 1) if value is not None else None
 
 
-def report(summary: dict[str, Any], *, conn_free_counts: dict[str, int], console: Console,
-           as_json: bool) -> None:
+def report(
+    summary: dict[str, Any], *, conn_free_counts: dict[str, int], console: Console, as_json: bool
+) -> None:
     table = Table(title=f"causa demo {summary['run']}: {summary['tickets']} new tickets")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -264,5 +247,11 @@ def report(summary: dict[str, Any], *, conn_free_counts: dict[str, int], console
         table.add_row(f"insert→classified {q}", f"{v} ms")
     console.print(table)
     if as_json:
-        print(json.dumps({k: summary[k] for k in
-                          ("tickets", "by_status", "tickets_per_s", "latency_ms", "accuracy")}))
+        print(
+            json.dumps(
+                {
+                    k: summary[k]
+                    for k in ("tickets", "by_status", "tickets_per_s", "latency_ms", "accuracy")
+                }
+            )
+        )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 import structlog
@@ -23,7 +24,7 @@ RECONNECT_MAX_S = 30.0
 IDLE_WAKEUP_S = 1.0  # how often the loop looks at the stop flag while nothing arrives
 
 
-def gather(conn: psycopg.Connection[object], window_s: float) -> int:
+def gather(conn: psycopg.Connection[Any], window_s: float) -> int:
     """Block up to IDLE_WAKEUP_S for a notification; then gather for `window_s` more.
     Returns how many pending tickets the notifications announced (0 if none came)."""
     count = 0

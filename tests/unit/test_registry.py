@@ -61,9 +61,14 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
     data = sio.dumps(bad)
     (tmp_path / "current").mkdir()
     (tmp_path / "current" / "x.skops").write_bytes(data)
-    info = registry.ModelInfo(version="x", file="current/x.skops",
-                              sha256=registry.hashlib.sha256(data).hexdigest(),
-                              created_at="now", classes=[], n_train=0)
+    info = registry.ModelInfo(
+        version="x",
+        file="current/x.skops",
+        sha256=registry.hashlib.sha256(data).hexdigest(),
+        created_at="now",
+        classes=[],
+        n_train=0,
+    )
     with pytest.raises(ModelError, match="not trusted"):
         registry.load(tmp_path, info)
 
@@ -86,8 +91,13 @@ def test_the_holder_swaps_on_a_new_manifest_and_keeps_the_old_model_on_a_bad_one
     assert (models_dir / "backups" / first.version / Path(info.file).name).exists()
 
     # a manifest naming a corrupt file: the holder keeps what it has and says why
-    broken = registry.ModelInfo(**{**json.loads((models_dir / "manifest.json").read_text()),
-                                   "version": "broken", "sha256": "0" * 64})
+    broken = registry.ModelInfo(
+        **{
+            **json.loads((models_dir / "manifest.json").read_text()),
+            "version": "broken",
+            "sha256": "0" * 64,
+        }
+    )
     with structlog.testing.capture_logs() as logs:
         registry.write_manifest(models_dir, broken)
         assert holder.get() is second

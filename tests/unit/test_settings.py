@@ -23,9 +23,10 @@ def test_prefixed_settings_and_conventional_names(monkeypatch: pytest.MonkeyPatc
     assert (s.batch_size, s.mode) == (250, "suggest")
 
 
-@pytest.mark.parametrize("field,value", [("table", "tickets; drop table x"),
-                                         ("cause_column", "bad-name"),
-                                         ("text_columns", "a,,b c")])
+@pytest.mark.parametrize(
+    "field,value",
+    [("table", "tickets; drop table x"), ("cause_column", "bad-name"), ("text_columns", "a,,b c")],
+)
 def test_unsafe_names_are_refused(field: str, value: str) -> None:
     with pytest.raises(ValidationError):
         Settings(**{field: value})
@@ -33,14 +34,16 @@ def test_unsafe_names_are_refused(field: str, value: str) -> None:
 
 def test_missing_database_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    with pytest.raises(ConfigError, match="set DATABASE_URL.*causa up"):
+    with pytest.raises(ConfigError, match=r"set DATABASE_URL.*causa up"):
         Settings(database_url=None).require_database_url()
 
 
 def test_urls_of_a_running_causa_up_are_used_only_when_nothing_is_set(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    (tmp_path / "services.env").write_text("DATABASE_URL=postgresql://x@/db\nREDIS_URL=redis://y/0\n")
+    (tmp_path / "services.env").write_text(
+        "DATABASE_URL=postgresql://x@/db\nREDIS_URL=redis://y/0\n"
+    )
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)
     s = load_settings(home=tmp_path)
@@ -66,11 +69,17 @@ def test_default_timing_satisfies_the_reliability_rules() -> None:
         assert entry["options"]["expires"] < s.visibility_timeout
 
 
-@pytest.mark.parametrize("change,problem", [
-    ({"lease_seconds": 60, "task_time_limit": 90}, "CAUSA_TASK_TIME_LIMIT"),
-    ({"lease_seconds": 10, "task_time_limit": 5, "retry_max": 8.0}, "retry"),
-    ({"lease_seconds": 4000, "visibility_timeout": 3600, "task_time_limit": 60}, "CAUSA_VISIBILITY_TIMEOUT"),
-])
+@pytest.mark.parametrize(
+    "change,problem",
+    [
+        ({"lease_seconds": 60, "task_time_limit": 90}, "CAUSA_TASK_TIME_LIMIT"),
+        ({"lease_seconds": 10, "task_time_limit": 5, "retry_max": 8.0}, "retry"),
+        (
+            {"lease_seconds": 4000, "visibility_timeout": 3600, "task_time_limit": 60},
+            "CAUSA_VISIBILITY_TIMEOUT",
+        ),
+    ],
+)
 def test_broken_timing_is_named(change: dict[str, object], problem: str) -> None:
     problems = timing_problems(Settings(**change))  # type: ignore[arg-type]
     assert any(problem in p for p in problems), problems

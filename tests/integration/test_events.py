@@ -1,0 +1,65 @@
+"""The listener on real PostgreSQL and the poller on real Redis."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from pydantic import SecretStr
+
+from shared.settings import ConfigError, Settings
+from tests.helpers import demo_rows, insert, wait_for
+from worker import listener
+
+
+def test_the_listener_announces_inserts_in_one_gathered_call(
+    conn: psycopg.Connection[Any], settings: Settings
+) -> None:
+    announced: list[int] = []
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=listener.run, args=(settings, lambda n: announced.append(n) or 0, stop)
+    )
+    thread.start()
+    try:
+        wait_for(lambda: announced == [0], what="the catch-up call on connect")
+        insert(conn, demo_rows(30))
+        insert(conn, demo_rows(12, prefix="U"))
+        wait_for(lambda: sum(announced) == 42, what="42 tickets announced")
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_the_listener_refuses_the_transaction_pooler(settings: Settings) -> None:
+    pooled = settings.model_copy(
+        update={"database_url": SecretStr("postgresql://u:p@host:6543/postgres")}
+    )
+    with pytest.raises(ConfigError, match="direct or session-mode URL") as refused:
+        listener.run(pooled, lambda n: 0)
+    assert "u:p@" not in str(refused.value)
+
+
+def test_poll_enqueues_one_task_per_batch_less_those_queued(
+    conn: psycopg.Connection[Any], redis_url: str, monkeypatch: Any
+) -> None:
+    from tasks import classify
+    from worker import runtime
+
+    runtime.settings.cache_clear()
+    runtime.reset()
+    monkeypatch.setenv("CAUSA_BATCH_SIZE", "100")
+    insert(conn, demo_rows(250))
+    try:
+        first = classify.poll_pending()
+        second = classify.poll_pending()
+    finally:
+        runtime.settings.cache_clear()
+        runtime.reset()
+    assert first == {"pending": 250, "retry": 0, "claimed": 0, "enqueued": 3}
+    assert second["enqueued"] == 0, "three tasks already wait for the same tickets"
+    assert redis.Redis.from_url(redis_url).llen("causa") == 3
