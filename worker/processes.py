@@ -17,12 +17,15 @@ STOP_TIMEOUT_S = 20.0
 READY_MARK = {"worker": b" ready.", "listener": b"listening", "beat": b"beat: Starting"}
 
 
-def start(name: str, args: list[str], env: dict[str, str], logdir: Path) -> subprocess.Popen[bytes]:
-    """`causa <args>` in its own session, output to logdir/<name>.log (this run only)."""
+def start(
+    name: str, args: list[str], env: dict[str, str], logdir: Path, module: str = "worker.cli"
+) -> subprocess.Popen[bytes]:
+    """`python -m <module> <args>` (by default `causa <args>`) in its own session, output to
+    logdir/<name>.log (this run only)."""
     logdir.mkdir(parents=True, exist_ok=True)
     with (logdir / f"{name}.log").open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", *args],
+            [sys.executable, "-m", module, *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

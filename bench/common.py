@@ -1,0 +1,168 @@
+"""What the benchmarks share: services, a fresh table, a model, the processes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from shared import demodata, schema
+from shared.settings import Settings, load_settings
+from training import bootstrap, dataset, registry
+from worker import processes, services
+
+BENCH_DATABASE = "causa_bench"  # apart from the demo's: the queue functions are per database
+TABLE = """
+DROP TABLE IF EXISTS tickets CASCADE;
+CREATE TABLE tickets (number text PRIMARY KEY, short_description text, description text,
+                      causa text);
+"""
+
+
+def machine() -> str:
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+    return p
+
+
+@contextmanager
+def environment(home: Path) -> Iterator[tuple[Settings, dict[str, str]]]:
+    """Embedded services (started if needed, stopped after if we started them) and a
+    benchmark database of their own; settings and the environment for child processes."""
+    already = services.running(home) is not None
+    found = services.up(home)
+    url = services.start_postgres(home, BENCH_DATABASE)
+    # This process enqueues too: its own settings must name the same broker and database.
+    os.environ.update(
+        DATABASE_URL=url,
+        REDIS_URL=found.redis_url.rsplit("/", 1)[0] + "/2",
+        CAUSA_LOG_JSON="true",
+        PYTHONUNBUFFERED="1",
+    )
+    env = dict(os.environ)
+    for key in (
+        "CAUSA_TABLE",
+        "CAUSA_NUMBER_COLUMN",
+        "CAUSA_TEXT_COLUMNS",
+        "CAUSA_CAUSE_COLUMN",
+        "SUPABASE_URL",
+    ):
+        env.pop(key, None)
+    settings = load_settings(
+        database_url=url,
+        redis_url=env["REDIS_URL"],
+        table="tickets",
+        number_column="number",
+        cause_column="causa",
+        text_columns="short_description,description",
+    )
+    try:
+        yield settings, env
+    finally:
+        if not already:
+            services.down(home)
+
+
+def model_dir(settings: Settings, home: Path) -> tuple[Path, registry.ModelInfo]:
+    """The current model if there is one; else a bootstrap model on demo data, kept apart."""
+    info = registry.read_manifest(settings.models_dir)
+    if info is not None:
+        return settings.models_dir, info
+    bench_models = home / "bench-models"
+    info = registry.read_manifest(bench_models)
+    if info is None:
+        examples = [
+            dataset.Example(f"H{i}", f"{t.short_description} {t.description}", t.cause)
+            for i, t in enumerate(demodata.generate(1500, seed=42))
+        ]
+        info, _ = bootstrap.train(examples, bench_models)
+    return bench_models, info
+
+
+def fresh_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
+    conn.execute(TABLE)
+    schema.migrate(conn, settings)
+
+
+def load(conn: psycopg.Connection[Any], n: int, seed: int = 11) -> None:
+    tickets = demodata.generate(n, seed=seed)
+    for i in range(0, n, 10_000):
+        part = tickets[i : i + 10_000]
+        conn.execute(
+            "INSERT INTO tickets (number, short_description, description)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])",
+            [
+                [f"B{i + j:07d}" for j in range(len(part))],
+                [t.short_description for t in part],
+                [t.description for t in part],
+            ],
+        )
+
+
+def wait_final(conn: psycopg.Connection[Any], n: int, stall_s: float = 60.0) -> None:
+    """Until n tickets are final; stop if none became final for `stall_s` seconds."""
+    done, last_progress = -1, time.monotonic()
+    while True:
+        row = conn.execute(
+            "SELECT count(*) FROM tickets WHERE classification_status IN"
+            " ('classified', 'needs_review', 'failed')"
+        ).fetchone()
+        now = int(row[0]) if row else 0
+        if now >= n:
+            return
+        if now > done:
+            done, last_progress = now, time.monotonic()
+        elif time.monotonic() - last_progress > stall_s:
+            raise SystemExit(f"stalled: {now} of {n} tickets final, none more for {stall_s:.0f} s")
+        time.sleep(0.05)
+
+
+@contextmanager
+def running(
+    logdir: Path, env: dict[str, str], module: str = "worker.cli", **commands: list[str]
+) -> Iterator[None]:
+    shutil.rmtree(logdir, ignore_errors=True)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, args in commands.items():
+            procs[name] = processes.start(name, args, env, logdir, module)
+        processes.wait_ready(logdir, procs)
+        yield
+    finally:
+        processes.stop(list(procs.values()))
+
+
+def emit(rows: list[tuple[str, str]], title: str, summary: dict[str, Any], as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for k, v in rows:
+        table.add_row(k, v)
+    Console().print(table)
+    if as_json:
+        print(json.dumps(summary))
