@@ -25,6 +25,8 @@ from psycopg.conninfo import make_conninfo
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS = "redis://127.0.0.1:6379"
+TEST_SERVICES = ROOT / ".causa" / "test-services"
+EMBEDDED: list[str] = []  # the embedded servers this run started, stopped at its end
 REDIS_DB = 13  # the suite's own index: far from the 0 a user's broker has
 CLEARED = (
     "SUPABASE_URL",
@@ -44,7 +46,8 @@ def _postgres_admin_url() -> str:
     except psycopg.OperationalError:
         from worker import services
 
-        return services.start_postgres(ROOT / ".causa" / "test-services", "postgres")
+        EMBEDDED.append("postgres")
+        return services.start_postgres(TEST_SERVICES, "postgres")
 
 
 def _redis_url() -> str:
@@ -57,7 +60,8 @@ def _redis_url() -> str:
         except redis.RedisError:
             from worker import services
 
-            base = services.start_redis(ROOT / ".causa" / "test-services").rsplit("/", 1)[0]
+            EMBEDDED.append("redis")
+            base = services.start_redis(TEST_SERVICES).rsplit("/", 1)[0]
     return f"{base.rstrip('/')}/{REDIS_DB}" if base.count("/") == 2 else base
 
 
@@ -87,6 +91,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     shutil.rmtree(home, ignore_errors=True)
+    if EMBEDDED:
+        from worker import services
+
+        if "postgres" in EMBEDDED:
+            services.stop_postgres(TEST_SERVICES)
+        if "redis" in EMBEDDED:
+            services.stop_redis(TEST_SERVICES)
 
 
 _STATE = pytest.StashKey[tuple[str, str, Path]]()

