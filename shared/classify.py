@@ -39,6 +39,12 @@ class Outcome:
     failures: list[Failure]
 
 
+def verdict(model: Model, cause: str, confidence: float, threshold: float) -> Status:
+    """classified at or above the class's threshold (the global one where the model has
+    none), needs_review below it."""
+    return "classified" if confidence >= model.thresholds.get(cause, threshold) else "needs_review"
+
+
 def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcome:
     """Predict every claimed ticket. A ticket that breaks the model fails alone."""
     results: list[Result] = []
@@ -87,10 +93,15 @@ def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcom
     for c, p in rows:
         best = int(np.argmax(p))
         cause, confidence = classes[best], float(p[best])
-        needed = model.thresholds.get(cause, threshold)
-        status: Status = "classified" if confidence >= needed else "needs_review"
         results.append(
-            Result(c.number, c.claim_token, status, cause, round(confidence, 4), model.version)
+            Result(
+                c.number,
+                c.claim_token,
+                verdict(model, cause, confidence, threshold),
+                cause,
+                round(confidence, 4),
+                model.version,
+            )
         )
     return Outcome(results, failures)
 

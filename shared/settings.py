@@ -70,6 +70,23 @@ class Settings(BaseSettings):
     retry_max: float = Field(8.0, ge=0)  # longest single delay, seconds
     retry_jitter: float = Field(0.5, ge=0)  # up to this many random seconds added
 
+    # --- training ------------------------------------------------------------------------------
+    seed: int = 42  # splits, Optuna's sampler and every estimator
+    retrain_cron: str = (
+        "0 2 * * *"  # when beat runs tasks.training.retrain (minute hour dom mon dow)
+    )
+    min_improvement: float = Field(0.01, ge=0.0)  # macro-F1 a challenger must gain to replace
+    min_f1: float = Field(0.5, ge=0.0, le=1.0)  # floor for the first model
+    min_class_count: int = Field(30, ge=2)  # classes with fewer labels are left out
+    target_precision: float = Field(0.9, gt=0.0, le=1.0)  # per-class thresholds aim at this
+    n_trials: int = Field(30, ge=1)  # Optuna trials per training
+    # Model families the search tries (svc, logreg, sgd, cnb, xgb). XGBoost is off by default:
+    # on TF-IDF text it fits far slower than the linear models and did not beat them.
+    search_families: str = "svc,logreg,sgd,cnb"
+    search_timeout: float = Field(900.0, gt=0)  # seconds; a safety net, not the budget
+    min_tickets_per_s: float = Field(10_000.0, gt=0)  # inference on one core a model must reach
+    keep_backups: int = Field(10, ge=1)
+
     # --- the worker process --------------------------------------------------------------
     worker_concurrency: int | None = None  # None: one process per core
     log_level: str = "INFO"
@@ -102,6 +119,26 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"CAUSA_TEXT_COLUMNS={value!r}: give one or more column names separated by commas"
             )
+        return ",".join(names)
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(
+                f"CAUSA_RETRAIN_CRON={value!r}: give five cron fields, minute hour"
+                " day-of-month month day-of-week (e.g. '0 2 * * *' for 02:00 every day)"
+            )
+        return value
+
+    @field_validator("search_families")
+    @classmethod
+    def _families(cls, value: str) -> str:
+        known = ("svc", "logreg", "sgd", "cnb", "xgb")
+        names = [f.strip() for f in value.split(",") if f.strip()]
+        unknown = [f for f in names if f not in known]
+        if not names or unknown:
+            raise ValueError(f"CAUSA_SEARCH_FAMILIES={value!r}: choose from {', '.join(known)}")
         return ",".join(names)
 
     # --- derived -----------------------------------------------------------------------------

@@ -16,15 +16,11 @@ from sklearn.svm import LinearSVC
 
 from shared.text import normalize
 from training import registry
-from training.dataset import Example, drop_rare, split
+from training.dataset import Example, NotEnoughData, drop_rare, split
 
 MIN_LABELLED = 50  # fewer labels than this cannot make a model worth serving
 MIN_PER_CLASS = 6  # the calibration's 3-fold split needs a few of each class
 SEED = 42
-
-
-class NotEnoughData(ValueError):
-    pass
 
 
 def pipeline(seed: int = SEED) -> Pipeline:

@@ -20,6 +20,10 @@ from shared.store import Labelled
 HOLDOUT_PERCENT = 20
 
 
+class NotEnoughData(ValueError):
+    """Too few labelled tickets to train; the message says how many and what to do."""
+
+
 def in_holdout(key: str) -> bool:
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 100 < HOLDOUT_PERCENT
 
@@ -61,3 +65,16 @@ def drop_rare(examples: list[Example], min_count: int) -> tuple[list[Example], d
     counts = Counter(e.label for e in examples)
     rare = {label: n for label, n in counts.items() if n < min_count}
     return [e for e in examples if e.label not in rare], rare
+
+
+def assemble(
+    rows: Iterable[Labelled] | None,
+    data: Path | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> list[Example]:
+    """The labelled tickets (if `rows`) plus the CSV's rows (if `data`)."""
+    examples = from_store(rows) if rows is not None else []
+    if data is not None:
+        examples += from_csv(data, text_column, label_column)
+    return examples

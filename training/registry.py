@@ -191,11 +191,7 @@ def promote(
     _fsync_write(path, data)
     _fsync_dir(current)
     previous = read_manifest(models_dir)
-    if previous is not None and (models_dir / previous.file).exists():
-        backup = models_dir / "backups" / previous.version
-        backup.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(models_dir / previous.file, backup / Path(previous.file).name)
-        (backup / MANIFEST).write_text(json.dumps(asdict(previous), indent=2))
+    _back_up(models_dir, previous)
     info = ModelInfo(
         version=version,
         file=str(path.relative_to(models_dir)),
@@ -217,9 +213,68 @@ def promote(
     return info
 
 
+def _back_up(models_dir: Path, info: ModelInfo | None) -> None:
+    """Copy the model `info` names to backups/<version>/ with its manifest."""
+    if info is None or not (models_dir / info.file).exists():
+        return
+    backup = models_dir / "backups" / info.version
+    backup.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(models_dir / info.file, backup / Path(info.file).name)
+    (backup / MANIFEST).write_text(json.dumps(asdict(info), indent=2))
+
+
 def _prune_backups(backups: Path, keep: int) -> None:
     if not backups.exists():
         return
     versions = sorted(p for p in backups.iterdir() if p.is_dir())
     for old in versions[: max(0, len(versions) - keep)]:
         shutil.rmtree(old)
+
+
+def list_models(models_dir: Path) -> list[tuple[str, ModelInfo]]:
+    """('current', info) first, then ('backup', info) newest first."""
+    out: list[tuple[str, ModelInfo]] = []
+    current = read_manifest(models_dir)
+    if current is not None:
+        out.append(("current", current))
+    backups = models_dir / "backups"
+    if backups.exists():
+        for d in sorted((p for p in backups.iterdir() if p.is_dir()), reverse=True):
+            info = read_manifest(d)
+            if info is not None and (current is None or info.version != current.version):
+                out.append(("backup", info))
+    return out
+
+
+def rollback(
+    models_dir: Path, version: str | None = None, keep_backups: int = DEFAULT_KEEP_BACKUPS
+) -> ModelInfo:
+    """Put a backup back in service (default: the newest one), the same atomic way as a
+    promotion; the model it replaces becomes a backup in turn."""
+    backups = [info for kind, info in list_models(models_dir) if kind == "backup"]
+    if not backups:
+        raise ModelError(f"no backups in {models_dir / 'backups'}: nothing to roll back to")
+    chosen = (
+        backups[0] if version is None else next((b for b in backups if b.version == version), None)
+    )
+    if chosen is None:
+        raise ModelError(
+            f"no backup {version!r}; `causa models` lists them:"
+            f" {', '.join(b.version for b in backups)}"
+        )
+    source = models_dir / "backups" / chosen.version / Path(chosen.file).name
+    if not source.exists() or sha256_of(source) != chosen.sha256:
+        raise ModelError(
+            f"backup {chosen.version} is missing or corrupt ({source}): choose"
+            " another with `causa rollback VERSION`"
+        )
+    target = models_dir / chosen.file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        _fsync_write(target.with_suffix(".tmp"), source.read_bytes())
+        os.replace(target.with_suffix(".tmp"), target)
+    _back_up(models_dir, read_manifest(models_dir))
+    restored = ModelInfo(**{**asdict(chosen), "decision": f"rollback to {chosen.version}"})
+    write_manifest(models_dir, restored)
+    _prune_backups(models_dir / "backups", keep_backups)
+    return restored

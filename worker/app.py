@@ -10,19 +10,34 @@ from typing import Any
 
 import structlog
 from celery import Celery, signals
+from celery.schedules import crontab
 
 from shared import logs
 from shared.settings import Settings
 from worker import runtime
 
 QUEUE = "causa"
+# Training gets a queue of its own: a ten-minute fit must not sit in front of classification.
+TRAINING_QUEUE = "causa-training"
+
+
+def cron(expression: str) -> crontab:
+    """A five-field cron expression (minute hour day-of-month month day-of-week)."""
+    minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
+    return crontab(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+    )
 
 
 def make_app(settings: Settings) -> Celery:
     app = Celery(
         "causa",
         broker=settings.redis_url.get_secret_value() if settings.redis_url else None,
-        include=["tasks.classify"],
+        include=["tasks.classify", "tasks.training"],
     )
     app.conf.update(
         task_serializer="json",
@@ -47,6 +62,11 @@ def make_app(settings: Settings) -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
         beat_schedule={
+            "retrain": {
+                "task": "tasks.training.retrain",
+                "schedule": cron(settings.retrain_cron),
+                "kwargs": {"trigger": "schedule"},
+            },
             "poll-pending": {
                 "task": "tasks.classify.poll_pending",
                 "schedule": settings.poll_interval,

@@ -196,38 +196,221 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @app.command()
 def train(
-    bootstrap: Annotated[bool, typer.Option(help="Fit the first model (no search).")] = True,
-    data: Annotated[Path | None, typer.Option(help="Train on this CSV (may be .gz).")] = None,
-    text_column: Annotated[str, typer.Option()] = "text",
-    label_column: Annotated[str, typer.Option()] = "label",
-    force: Annotated[bool, typer.Option(help="Replace an existing model.")] = False,
+    data: Annotated[Path | None, typer.Option(help="Also train on this CSV (may be .gz).")] = None,
+    text_column: Annotated[str, typer.Option(help="The CSV's text column.")] = "text",
+    label_column: Annotated[str, typer.Option(help="The CSV's label column.")] = "label",
+    tickets: Annotated[
+        bool, typer.Option(help="Use the tickets people labelled (--no-tickets: CSV only).")
+    ] = True,
+    bootstrap: Annotated[
+        bool, typer.Option(help="A quick first model without search or comparison.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="--bootstrap: replace an existing model.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
 ) -> None:
-    """Train a model on the tickets people labelled (or on --data) and put it in service."""
+    """Train a challenger, compare it with the model in service on the same holdout, and
+    promote it if it wins (--bootstrap: a first model, no search)."""
     from shared.store import PostgresStore
     from training import bootstrap as first_model
     from training import dataset, registry
+    from training.train import retrain
 
     s = _settings()
-    if not bootstrap:
-        raise _fail("only --bootstrap training is available in this version")
-    if registry.read_manifest(s.models_dir) is not None and not force:
+    if not tickets and data is None:
+        raise _fail("--no-tickets needs --data FILE: there would be nothing to train on")
+    if bootstrap and registry.read_manifest(s.models_dir) is not None and not force:
         console.print(f"a model exists in {s.models_dir}: nothing to do (--force replaces it)")
         return
     try:
-        if data is not None:
-            examples = dataset.from_csv(data, text_column, label_column)
-        else:
-            store = PostgresStore(s)
-            examples = dataset.from_store(store.labelled())
+        store = PostgresStore(s) if tickets else None
+        examples = dataset.assemble(
+            store.labelled() if store else None, data, text_column, label_column
+        )
+        if store:
             store.close()
-        info, rare = first_model.train(examples, s.models_dir)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        if bootstrap:
+            info, rare = first_model.train(examples, s.models_dir, seed=s.seed)
+            console.print(
+                f"model {info.version} in service: trained on {info.n_train}"
+                f" tickets, holdout {info.metrics}; left out: {rare or 'none'}"
+            )
+            return
+        report = retrain(examples, s, trigger="cli")
+    except (ConfigError, ValueError, FileNotFoundError, registry.ModelError) as exc:
         raise _fail(str(exc)) from None
-    if rare:
-        console.print(f"left out, too few examples: {rare}")
+    show_decision(report.summary())
+    if as_json:
+        print(json.dumps(report.summary()))
+
+
+def show_decision(summary: dict[str, object]) -> None:
+    """Both models side by side on the same holdout, and the verdict."""
+    challenger = summary["challenger"]
+    champion = summary["champion"]
+    assert isinstance(challenger, dict)
+    table = Table(title=f"challenger vs champion on {summary['holdout']} held-out tickets")
+    table.add_column("metric")
+    table.add_column("challenger", justify="right")
+    table.add_column("champion", justify="right")
+    rows = [("macro-F1", "macro_f1"), ("accuracy", "accuracy"), ("calibration error", "ece")]
+    for label, key in rows:
+        table.add_row(
+            label,
+            f"{challenger[key]:.4f}",
+            f"{champion[key]:.4f}" if isinstance(champion, dict) else "—",
+        )
+    for cls, f1 in challenger["per_class_f1"].items():
+        old = champion["per_class_f1"].get(cls) if isinstance(champion, dict) else None
+        table.add_row(f"F1 {cls}", f"{f1:.4f}", f"{old:.4f}" if old is not None else "—")
+    Console().print(table)
     console.print(
-        f"model {info.version} in service: trained on {info.n_train} tickets,"
-        f" holdout {info.metrics}"
+        f"difference {summary['difference']} (relative {summary['relative']}), required"
+        f" {summary['min_improvement']}: [bold]{summary['decision']}[/bold] — {summary['reason']}"
+    )
+    if summary.get("left_out"):
+        console.print(f"left out for too few labels: {summary['left_out']}")
+    console.print(
+        f"challenger: {summary['model']}; {summary['tickets_per_s']} tickets/s on one"
+        f" core; {summary['seconds']} s; version in service:"
+        f" {summary['version'] or 'unchanged'}"
+    )
+
+
+@app.command()
+def models() -> None:
+    """The model in service and the backups."""
+    from training import registry
+
+    s = _settings()
+    table = Table(title=f"models in {s.models_dir}")
+    for column in ("", "version", "created", "trained on", "macro-F1", "decision"):
+        table.add_column(column)
+    for kind, info in registry.list_models(s.models_dir):
+        f1 = info.metrics.get("macro_f1")
+        table.add_row(
+            kind,
+            info.version,
+            info.created_at,
+            str(info.n_train),
+            f"{f1:.4f}" if isinstance(f1, float) else "—",
+            info.decision,
+        )
+    Console().print(table)
+
+
+@app.command()
+def rollback(
+    version: Annotated[str | None, typer.Argument(help="Default: the newest backup.")] = None,
+) -> None:
+    """Put a backup model back in service; workers pick it up before their next batch."""
+    from training import registry
+
+    s = _settings()
+    try:
+        info = registry.rollback(s.models_dir, version, keep_backups=s.keep_backups)
+    except registry.ModelError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"model {info.version} is in service again")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="A labelled CSV (may be .gz).")],
+    text_column: Annotated[str, typer.Option()] = "text",
+    label_column: Annotated[str, typer.Option()] = "label",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Score the model in service on a labelled CSV."""
+    from training import dataset, registry
+    from training.evaluate import predict, score
+
+    s = _settings()
+    try:
+        info = registry.read_manifest(s.models_dir)
+        if info is None:
+            raise registry.ModelError(f"no model in {s.models_dir}: train one first")
+        model = registry.load(s.models_dir, info)
+        examples = dataset.from_csv(data, text_column, label_column)
+    except (registry.ModelError, ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    truth = [e.label for e in examples]
+    scores = score(truth, *predict(model.pipeline, [e.text for e in examples]))
+    table = Table(
+        title=f"model {info.version} on {len(truth)} tickets of {data.name}:"
+        f" accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f}"
+    )
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column)
+    for cls, m in scores["per_class"].items():
+        table.add_row(
+            cls, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])
+        )
+    Console().print(table)
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+    matrix.add_column("")
+    for label in scores["labels"]:
+        matrix.add_column(label[:10], justify="right")
+    for label, row in zip(scores["labels"], scores["confusion"], strict=True):
+        matrix.add_row(label, *(str(v) for v in row))
+    Console().print(matrix)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "accuracy": scores["accuracy"],
+                    "macro_f1": scores["macro_f1"],
+                    "per_class": scores["per_class"],
+                }
+            )
+        )
+
+
+@app.command()
+def predict(text: Annotated[str, typer.Argument(help="A ticket's text.")]) -> None:
+    """The cause the model in service gives one text, its confidence and the top 3."""
+    from shared.classify import verdict
+    from training import registry
+
+    s = _settings()
+    try:
+        info = registry.read_manifest(s.models_dir)
+        if info is None:
+            raise registry.ModelError(f"no model in {s.models_dir}: train one first")
+        model = registry.load(s.models_dir, info)
+    except registry.ModelError as exc:
+        raise _fail(str(exc)) from None
+    proba = model.predict_proba([text])[0]
+    ranked = sorted(zip(model.classes, proba, strict=True), key=lambda cp: -cp[1])
+    cause, confidence = ranked[0]
+    status = verdict(model, cause, float(confidence), s.confidence_threshold)
+    print(f"{cause}\t{confidence:.3f}\t{status} (model {info.version})")
+    for c, p in ranked[:3]:
+        print(f"  {c}: {p:.3f}")
+
+
+@app.command("mlflow-ui")
+def mlflow_ui(port: Annotated[int, typer.Option()] = 5000) -> None:
+    """Open MLflow's UI on the embedded tracking store (127.0.0.1)."""
+    import subprocess
+
+    from training import tracking
+
+    s = _settings()
+    uri = tracking.tracking_uri(s.home, s.mlflow_tracking_uri)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        check=False,
     )
 
 

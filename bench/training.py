@@ -1,0 +1,118 @@
+"""Training on real tickets: quality, time, inference speed, size and memory of the model
+that the default training budget produces.
+
+Reads ../shared/data/it_service_tickets.csv.gz (see its README), splits it 80/20
+(stratified, seed 42), runs the same training `causa train` runs on the 80% (which keeps its
+own hash holdout apart for the champion comparison) and reports on the untouched 20%.
+
+    python bench/training.py [--data FILE] [--json]
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "it_service_tickets.csv.gz"
+
+RSS_PROBE = """
+import json, sys, psutil
+from worker.model_holder import ModelHolder
+import worker.app  # the worker's own imports: Celery, psycopg, structlog
+model = ModelHolder(__import__("pathlib").Path(sys.argv[1])).get()
+model.predict_proba(["no puedo entrar a la vpn"] * 1000)
+print(json.dumps({"rss_mb": psutil.Process().memory_info().rss / 2**20}))
+"""
+
+
+def main() -> None:
+    p = common.parser(__doc__ or "")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--text-column", default="Document")
+    p.add_argument("--label-column", default="Topic_group")
+    args = p.parse_args()
+    if not args.data.exists():
+        raise SystemExit(
+            f"{args.data} not found: this benchmark needs the reference data"
+            " (../shared/data/it_service_tickets.csv.gz beside the repository)"
+        )
+
+    from sklearn.model_selection import train_test_split
+    from threadpoolctl import threadpool_limits
+
+    from shared import logs
+    from shared.settings import Settings
+    from training import dataset, registry
+    from training.evaluate import predict, score
+    from training.train import retrain
+
+    logs.configure(level="WARNING")
+    examples = dataset.from_csv(args.data, args.text_column, args.label_column)
+    train, test = train_test_split(
+        examples, test_size=0.2, random_state=42, stratify=[e.label for e in examples]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(models_dir=Path(tmp) / "models", home=Path(tmp) / "home")
+        started = time.monotonic()
+        report = retrain(train, settings, trigger="benchmark")
+        wall = time.monotonic() - started
+        info = registry.read_manifest(settings.models_dir)
+        assert info is not None, "the first model was not promoted"
+        model = registry.load(settings.models_dir, info)
+        texts, truth = [e.text for e in test], [e.label for e in test]
+        predicted, confidence = predict(model.pipeline, texts)
+        scores = score(truth, predicted, confidence)
+        with threadpool_limits(1):
+            best = 0.0
+            for _ in range(3):
+                t0 = time.perf_counter()
+                model.predict_proba(texts)
+                best = max(best, len(texts) / (time.perf_counter() - t0))
+        size_mb = (settings.models_dir / info.file).stat().st_size / 2**20
+        probe = subprocess.run(
+            [sys.executable, "-c", RSS_PROBE, str(settings.models_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        rss = json.loads(probe.stdout.strip().splitlines()[-1])["rss_mb"]
+    summary = {
+        "train_tickets": len(train),
+        "test_tickets": len(test),
+        "macro_f1": round(scores["macro_f1"], 4),
+        "accuracy": round(scores["accuracy"], 4),
+        "ece": round(scores["ece"], 4),
+        "train_seconds": round(wall, 1),
+        "inference_tickets_per_s_one_core": round(best),
+        "model_mb": round(size_mb, 1),
+        "worker_rss_mb": round(rss),
+        "model": report.model,
+    }
+    rows = [
+        ("training tickets (80%)", f"{len(train):,}"),
+        ("test tickets (20%)", f"{len(test):,}"),
+        ("macro-F1", f"{scores['macro_f1']:.4f}"),
+        ("accuracy", f"{scores['accuracy']:.4f}"),
+        ("expected calibration error", f"{scores['ece']:.4f}"),
+        ("training wall time", f"{wall:.0f} s"),
+        ("inference, one core", f"{best:,.0f} tickets/s"),
+        ("model file", f"{size_mb:.1f} MB"),
+        ("worker RSS with the model", f"{rss:.0f} MB"),
+        ("model", report.model),
+    ]
+    rows += [(f"F1 {k}", f"{v['f1']:.4f}") for k, v in scores["per_class"].items()]
+    common.emit(rows, f"training on {args.data.name}, {common.machine()}", summary, args.json)
+
+
+if __name__ == "__main__":
+    main()

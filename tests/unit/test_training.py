@@ -1,0 +1,98 @@
+"""Training end to end on demo data: reproducible, left-out classes, promotion, MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from shared import demodata
+from shared.settings import Settings
+from training import dataset, registry, tracking
+from training.train import retrain
+
+FEW_TRIALS = 4  # enough to exercise the search; the default budget is for real data
+
+
+def examples(n: int = 1500) -> list[dataset.Example]:
+    return [
+        dataset.Example(f"H{i:05d}", f"{t.short_description} {t.description}", t.cause)
+        for i, t in enumerate(demodata.generate(n, seed=42))
+    ]
+
+
+def settings_for(tmp: Path, **kw: object) -> Settings:
+    return Settings(
+        models_dir=tmp / "models",
+        home=tmp / "home",
+        n_trials=FEW_TRIALS,
+        min_tickets_per_s=1000,
+        search_families="svc,cnb,sgd",
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def test_two_trainings_on_the_same_data_give_identical_predictions(tmp_path: Path) -> None:
+    data = examples()
+    first = retrain(data, settings_for(tmp_path / "a"))
+    second = retrain(data, settings_for(tmp_path / "b"))
+    assert first.summary()["challenger"] == second.summary()["challenger"]
+    a = registry.load(tmp_path / "a" / "models", registry.read_manifest(tmp_path / "a" / "models"))  # type: ignore[arg-type]
+    b = registry.load(tmp_path / "b" / "models", registry.read_manifest(tmp_path / "b" / "models"))  # type: ignore[arg-type]
+    _, holdout = dataset.split(data)
+    texts = [e.text for e in holdout]
+    assert (a.predict_proba(texts) == b.predict_proba(texts)).all()
+
+
+def test_first_model_promoted_then_an_equal_challenger_kept_then_rollback(tmp_path: Path) -> None:
+    s = settings_for(tmp_path)
+    data = examples()
+    first = retrain(data, s)
+    assert first.version is not None and first.decision.promote
+    info = registry.read_manifest(s.models_dir)
+    assert info is not None and info.thresholds and info.metrics["macro_f1"] > 0.8
+    # the same data again: no gain of 0.01, the champion stays
+    second = retrain(data, s)
+    assert not second.decision.promote and second.version is None
+    assert registry.read_manifest(s.models_dir).version == first.version  # type: ignore[union-attr]
+    # an easier bar promotes, the old one becomes a backup, and rollback restores it
+    third = retrain(data, s.model_copy(update={"min_improvement": -1.0}))
+    assert third.version not in (None, first.version)
+    listed = registry.list_models(s.models_dir)
+    assert [k for k, _ in listed] == ["current", "backup"]
+    restored = registry.rollback(s.models_dir)
+    assert restored.version == first.version
+    assert restored.decision.startswith("rollback")
+
+
+def test_rare_classes_are_left_out_and_reported(tmp_path: Path) -> None:
+    data = examples() + [
+        dataset.Example(f"R{i}", f"licencia de autocad {i}", "Licencias") for i in range(10)
+    ]
+    report = retrain(data, settings_for(tmp_path))
+    assert report.left_out == {"Licencias": 10}
+    info = registry.read_manifest(tmp_path / "models")
+    assert info is not None and "Licencias" not in info.classes
+
+
+def test_too_little_data_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(dataset.NotEnoughData, match="at least 50"):
+        retrain(examples(40), settings_for(tmp_path))
+
+
+def test_each_training_is_an_mlflow_run_with_the_model_file(tmp_path: Path) -> None:
+    s = settings_for(tmp_path)
+    report = retrain(examples(), s)
+    assert report.mlflow_run
+    client = mlflow.MlflowClient(tracking.tracking_uri(s.home, None))
+    run = client.get_run(report.mlflow_run)
+    assert run.data.tags["decision"] == "promote"
+    assert run.data.metrics["challenger_macro_f1"] == pytest.approx(
+        report.decision.challenger["macro_f1"]
+    )
+    assert "f1_Red" in run.data.metrics and "data_fingerprint" in run.data.params
+    artifacts = {a.path for a in client.list_artifacts(report.mlflow_run)}
+    assert {"decision.json", "confusion_matrix.png", "model"} <= artifacts
+    files = client.list_artifacts(report.mlflow_run, "model")
+    assert files and files[0].path.endswith(".skops")

@@ -1,0 +1,103 @@
+"""MLflow: one run per training with its parameters, metrics, per-class F1, confusion matrix,
+data fingerprint, the decision, and the model file itself (skops, never a pickle)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("causa.mlflow")
+EXPERIMENT = "causa"
+
+
+def tracking_uri(home: Path, configured: str | None) -> str:
+    """MLFLOW_TRACKING_URI, else a SQLite store under $CAUSA_HOME/mlflow."""
+    if configured:
+        return configured
+    store = (home / "mlflow").absolute()
+    store.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
+def log_training(
+    uri: str,
+    home: Path,
+    *,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    report: dict[str, Any],
+    confusion: dict[str, Any],
+    model_file: Path | None,
+    tags: dict[str, str],
+) -> str | None:
+    """Log one run; returns its id. A tracking failure is logged, never fatal to training."""
+    try:
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric, Param, RunTag
+
+        # The client, not mlflow's global "fluent" state: several stores in one process
+        # (tests, a tracking server change) must never mix.
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        if experiment is None:
+            location = (home / "mlflow" / "artifacts").absolute().as_uri()
+            experiment_id = client.create_experiment(
+                EXPERIMENT, artifact_location=location if uri.startswith("sqlite") else None
+            )
+        else:
+            experiment_id = experiment.experiment_id
+        run = client.create_run(experiment_id, run_name=tags.get("version", "training"))
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)[:500]) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+        client.log_dict(run_id, report, "decision.json")
+        client.log_dict(run_id, confusion, "confusion_matrix.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            image = Path(tmp) / "confusion_matrix.png"
+            _plot(confusion, image)
+            client.log_artifact(run_id, str(image))
+        if model_file is not None:
+            client.log_artifact(run_id, str(model_file), artifact_path="model")
+        client.set_terminated(run_id)
+        return str(run_id)
+    except Exception as exc:
+        log.warning(
+            "MLflow logging failed; the training itself is unaffected",
+            error=f"{type(exc).__name__}: {exc}"[:500],
+        )
+        return None
+
+
+def _plot(confusion: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    fig, ax = plt.subplots(figsize=(1 + 0.7 * len(labels), 1 + 0.6 * len(labels)))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            ax.text(j, i, str(value), ha="center", va="center", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=str)

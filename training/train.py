@@ -1,0 +1,232 @@
+"""One training: search, fit the challenger, score it and the champion on the same holdout,
+decide, promote or keep, and record everything (log, MLflow, the returned report)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+from threadpoolctl import threadpool_limits
+
+from shared.settings import Settings
+from training import candidates, registry, search, tracking
+from training.compare import Decision, decide
+from training.dataset import Example, NotEnoughData, drop_rare, split
+from training.evaluate import predict, score, thresholds_for_precision
+
+log = structlog.get_logger("causa.training")
+MIN_TRAIN = 50  # fewer training tickets than this cannot make a model worth serving
+STACK_MEMBERS = 3  # the best families by cross-validated macro-F1 that make up the stack
+
+
+@dataclass
+class TrainingReport:
+    decision: Decision
+    version: str | None  # the promoted version, None when the champion was kept
+    left_out: dict[str, int]
+    n_train: int
+    n_holdout: int
+    seconds: float
+    model: str  # what the challenger is, in words
+    tickets_per_s: float
+    mlflow_run: str | None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.decision.summary(),
+            "version": self.version,
+            "left_out": self.left_out,
+            "n_train": self.n_train,
+            "n_holdout": self.n_holdout,
+            "seconds": round(self.seconds, 1),
+            "model": self.model,
+            "tickets_per_s": round(self.tickets_per_s),
+            "mlflow_run": self.mlflow_run,
+        }
+
+
+def fingerprint(examples: list[Example]) -> str:
+    digest = hashlib.sha256()
+    for e in sorted(examples, key=lambda e: e.key):
+        digest.update(f"{e.key}\x1f{e.label}\x1e".encode())
+    return digest.hexdigest()[:16]
+
+
+def build_challenger(result: search.SearchResult, seed: int) -> tuple[Any, str]:
+    """A stack of the best families on the best trial's features, or the best single model
+    when only one family made it through the search."""
+    feats = result.best["features"]
+    ranked = sorted(result.best_per_family.items(), key=lambda kv: kv[1]["f1"], reverse=True)
+    members = {family: v["params"] for family, v in ranked[:STACK_MEMBERS]}
+    if len(members) >= 2:
+        return candidates.stack(feats, members, seed), f"stack of {', '.join(members)} on {feats}"
+    family = result.best["family"]
+    if family == "xgb":
+        return candidates.stack(feats, {family: result.best["params"]}, seed), f"xgb on {feats}"
+    return (
+        candidates.single(feats, family, result.best["params"], seed),
+        f"{family} {result.best['params']} on {feats}",
+    )
+
+
+def tickets_per_s(model: Any, texts: list[str]) -> float:
+    with threadpool_limits(1):
+        started = time.perf_counter()
+        model.predict_proba(texts)
+        return len(texts) / (time.perf_counter() - started)
+
+
+def retrain(
+    examples: list[Example], settings: Settings, *, trigger: str = "manual"
+) -> TrainingReport:
+    started = time.monotonic()
+    kept, left_out = drop_rare(examples, settings.min_class_count)
+    if left_out:
+        log.warning(
+            "classes left out: too few labelled tickets",
+            left_out=left_out,
+            min_class_count=settings.min_class_count,
+        )
+    train, holdout = split(kept)
+    if len(train) < MIN_TRAIN or len({e.label for e in train}) < 2 or not holdout:
+        raise NotEnoughData(
+            f"{len(train)} training and {len(holdout)} holdout tickets in"
+            f" {len({e.label for e in train})} classes: a model needs at least {MIN_TRAIN}"
+            " training tickets in 2 classes and a holdout. Label more tickets (set the cause"
+            " column), or train from a CSV with --data"
+        )
+    texts, labels = [e.text for e in train], [e.label for e in train]
+    result = search.run(
+        texts,
+        labels,
+        seed=settings.seed,
+        n_trials=settings.n_trials,
+        timeout_s=settings.search_timeout,
+        min_tickets_per_s=settings.min_tickets_per_s,
+        families=settings.search_families.split(","),
+    )
+    model, description = build_challenger(result, settings.seed)
+    model.fit(texts, labels)
+
+    truth = [e.label for e in holdout]
+    holdout_texts = [e.text for e in holdout]
+    predicted, confidence = predict(model, holdout_texts)
+    champion_scores, champion_version = None, None
+    current = registry.read_manifest(settings.models_dir)
+    champion_predicted: tuple[list[str], np.ndarray] | None = None
+    if current is not None:
+        try:
+            champion = registry.load(settings.models_dir, current)
+            champion_predicted = predict(champion.pipeline, holdout_texts)
+            champion_version = champion.version
+        except registry.ModelError as exc:
+            log.warning("champion cannot be scored; judging the challenger alone", error=str(exc))
+    labels_union = set(truth) | {str(c) for c in model.classes_}
+    if current is not None and champion_predicted is not None:
+        labels_union |= set(current.classes)
+    challenger_scores = score(truth, predicted, confidence, sorted(labels_union))
+    if champion_predicted is not None:
+        champion_scores = score(truth, *champion_predicted, sorted(labels_union))
+    decision = decide(
+        challenger_scores,
+        champion_scores,
+        min_improvement=settings.min_improvement,
+        min_f1=settings.min_f1,
+    )
+    thresholds = thresholds_for_precision(truth, predicted, confidence, settings.target_precision)
+    speed = tickets_per_s(model, holdout_texts[:5000])
+    metrics = {
+        "macro_f1": challenger_scores["macro_f1"],
+        "accuracy": challenger_scores["accuracy"],
+        "ece": challenger_scores["ece"],
+        "n_holdout": len(holdout),
+        "tickets_per_s": round(speed),
+        "per_class_f1": {k: v["f1"] for k, v in challenger_scores["per_class"].items()},
+    }
+    version = None
+    if decision.promote:
+        info = registry.promote(
+            settings.models_dir,
+            model,
+            classes=[str(c) for c in model.classes_],
+            n_train=len(train),
+            metrics=metrics,
+            thresholds=thresholds,
+            decision=f"{trigger}: {decision.reason}",
+            keep_backups=settings.keep_backups,
+        )
+        version = info.version
+    report = TrainingReport(
+        decision,
+        version,
+        left_out,
+        len(train),
+        len(holdout),
+        time.monotonic() - started,
+        description,
+        speed,
+        None,
+    )
+    report.mlflow_run = _track(
+        settings, report, result, challenger_scores, champion_version, fingerprint(kept), trigger
+    )
+    log.info("training decided", **report.summary())
+    return report
+
+
+def _track(
+    settings: Settings,
+    report: TrainingReport,
+    result: search.SearchResult,
+    scores: dict[str, Any],
+    champion_version: str | None,
+    data_fingerprint: str,
+    trigger: str,
+) -> str | None:
+    s = report.decision.summary()
+    metrics = {
+        "challenger_macro_f1": scores["macro_f1"],
+        "challenger_accuracy": scores["accuracy"],
+        "challenger_ece": scores["ece"],
+        "tickets_per_s": report.tickets_per_s,
+        "seconds": report.seconds,
+        "search_trials": result.trials,
+        "search_pruned": result.pruned,
+        "search_too_slow": result.too_slow,
+        **{f"f1_{k}": v["f1"] for k, v in scores["per_class"].items()},
+    }
+    if report.decision.champion is not None:
+        metrics["champion_macro_f1"] = report.decision.champion["macro_f1"]
+        metrics["difference"] = s["difference"]
+    info = registry.read_manifest(settings.models_dir) if report.version else None
+    model_file = settings.models_dir / info.file if info else None
+    return tracking.log_training(
+        tracking.tracking_uri(settings.home, settings.mlflow_tracking_uri),
+        settings.home,
+        params={
+            "seed": settings.seed,
+            "n_trials": settings.n_trials,
+            "model": report.model,
+            "best_trial": result.best,
+            "n_train": report.n_train,
+            "n_holdout": report.n_holdout,
+            "left_out": report.left_out,
+            "min_improvement": settings.min_improvement,
+            "data_fingerprint": data_fingerprint,
+        },
+        metrics={k: float(v) for k, v in metrics.items() if v is not None},
+        report=report.summary(),
+        confusion={"labels": scores["labels"], "matrix": scores["confusion"]},
+        model_file=Path(model_file) if model_file else None,
+        tags={
+            "decision": report.decision.verdict,
+            "trigger": trigger,
+            "version": report.version or "kept",
+            "champion": champion_version or "none",
+        },
+    )
