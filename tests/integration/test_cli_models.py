@@ -1,0 +1,119 @@
+"""The model commands as a user types them: train from a CSV, models, predict, evaluate,
+rollback; and training on the tickets people labelled in the real database."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from shared import demodata
+from tests.helpers import demo_rows, insert
+from worker.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("CAUSA_MODELS_DIR", str(settings.models_dir))
+    monkeypatch.setenv("CAUSA_HOME", str(settings.home))
+    monkeypatch.setenv("CAUSA_N_TRIALS", "4")
+    monkeypatch.setenv("COLUMNS", "250")  # rich tables unwrapped
+    monkeypatch.setenv("CAUSA_SEARCH_FAMILIES", "svc,cnb")
+    monkeypatch.setenv("CAUSA_MIN_TICKETS_PER_S", "1000")
+    return settings
+
+
+def write_csv(path: Path, n: int, seed: int) -> Path:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        for t in demodata.generate(n, seed=seed):
+            w.writerow([f"{t.short_description} {t.description}", t.cause])
+    return path
+
+
+def last_json(output: str) -> dict[str, Any]:
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+def test_train_from_a_csv_then_models_predict_evaluate_rollback(env: Any, tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "tickets.csv", 1200, seed=3)
+    first = runner.invoke(app, ["train", "--no-tickets", "--data", str(data), "--json"])
+    assert first.exit_code == 0, first.output
+    decision = last_json(first.output)
+    assert decision["decision"] == "promote" and decision["champion"] is None
+    assert "challenger vs champion" in first.output
+
+    listed = runner.invoke(app, ["models"])
+    assert decision["version"] in listed.output and "current" in listed.output
+
+    predicted = runner.invoke(app, ["predict", "la impresora de la planta 2 no imprime"])
+    assert predicted.exit_code == 0 and predicted.output.startswith("Impresoras")
+
+    test = write_csv(tmp_path / "test.csv", 300, seed=9)
+    scored = runner.invoke(app, ["evaluate", "--data", str(test), "--json"])
+    assert scored.exit_code == 0, scored.output
+    metrics = last_json(scored.output)
+    assert metrics["macro_f1"] > 0.8 and set(metrics["per_class"]) == set(demodata.CAUSES)
+
+    # a second training on the same data cannot beat the champion by 0.01: kept
+    kept = last_json(
+        runner.invoke(app, ["train", "--no-tickets", "--data", str(data), "--json"]).output
+    )
+    assert kept["decision"] == "keep" and kept["champion"] is not None
+
+    nothing = runner.invoke(app, ["rollback"])
+    assert nothing.exit_code == 2 and "no backups" in nothing.output
+
+
+def test_training_reads_only_human_labels_from_the_database(
+    conn: psycopg.Connection[Any], env: Any
+) -> None:
+    # given 600 labelled tickets and 200 the model classified (its guesses must not count)
+    conn.execute(
+        "INSERT INTO tickets (number, short_description, description, causa)"
+        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])",
+        [
+            [f"H{i}" for i in range(600)],
+            *map(
+                list,
+                zip(
+                    *[
+                        (t.short_description, t.description, t.cause)
+                        for t in demodata.generate(600, seed=1)
+                    ],
+                    strict=True,
+                ),
+            ),
+        ],
+    )
+    insert(conn, demo_rows(200))
+    claimed = conn.execute("SELECT causa_claim('t', 1000, 60)").fetchone()[0]  # type: ignore[index]
+    results = [
+        {
+            "number": r["number"],
+            "claim_token": r["claim_token"],
+            "status": "classified",
+            "predicted": "Red",
+            "confidence": 0.9,
+            "model_version": "v0",
+        }
+        for r in claimed
+    ]
+    conn.execute("SELECT causa_apply(%s::jsonb)", [json.dumps(results)])  # the model's writes
+    result = runner.invoke(app, ["train", "--json"])
+    assert result.exit_code == 0, result.output
+    decision = last_json(result.output)
+    assert decision["n_train"] + decision["n_holdout"] == 600
+
+
+def test_no_tickets_without_data_is_refused(env: Any) -> None:
+    result = runner.invoke(app, ["train", "--no-tickets"])
+    assert result.exit_code == 2 and "--no-tickets needs --data" in result.output
