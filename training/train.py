@@ -21,7 +21,6 @@ from training.evaluate import predict, score, thresholds_for_precision
 
 log = structlog.get_logger("causa.training")
 MIN_TRAIN = 50  # fewer training tickets than this cannot make a model worth serving
-STACK_MEMBERS = 3  # the best families by cross-validated macro-F1 that make up the stack
 
 
 @dataclass
@@ -57,12 +56,14 @@ def fingerprint(examples: list[Example]) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_challenger(result: search.SearchResult, seed: int) -> tuple[Any, str]:
-    """A stack of the best families on the best trial's features, or the best single model
-    when only one family made it through the search."""
+def build_challenger(
+    result: search.SearchResult, seed: int, stack_members: int
+) -> tuple[Any, str]:
+    """The best single model, or a stack of the best `stack_members` families on the best
+    trial's features. XGBoost takes integer labels, so it always serves inside a stack."""
     feats = result.best["features"]
     ranked = sorted(result.best_per_family.items(), key=lambda kv: kv[1]["f1"], reverse=True)
-    members = {family: v["params"] for family, v in ranked[:STACK_MEMBERS]}
+    members = {family: v["params"] for family, v in ranked[:stack_members]}
     if len(members) >= 2:
         return candidates.stack(feats, members, seed), f"stack of {', '.join(members)} on {feats}"
     family = result.best["family"]
@@ -110,7 +111,7 @@ def retrain(
         min_tickets_per_s=settings.min_tickets_per_s,
         families=settings.search_families.split(","),
     )
-    model, description = build_challenger(result, settings.seed)
+    model, description = build_challenger(result, settings.seed, settings.stack_members)
     model.fit(texts, labels)
 
     truth = [e.label for e in holdout]
