@@ -43,6 +43,7 @@ lint: install
 bench: install ## throughput and latency: make bench BENCH_ARGS="--tickets 5000"
 	$(BIN)/python bench/throughput.py $(BENCH_ARGS)
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/training.py
 
 worker: install
 	$(BIN)/causa worker

@@ -56,9 +56,7 @@ def fingerprint(examples: list[Example]) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_challenger(
-    result: search.SearchResult, seed: int, stack_members: int
-) -> tuple[Any, str]:
+def build_challenger(result: search.SearchResult, seed: int, stack_members: int) -> tuple[Any, str]:
     """The best single model, or a stack of the best `stack_members` families on the best
     trial's features. XGBoost takes integer labels, so it always serves inside a stack."""
     feats = result.best["features"]

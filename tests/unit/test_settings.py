@@ -65,8 +65,9 @@ def test_default_timing_satisfies_the_reliability_rules() -> None:
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.accept_content == ["json"] and conf.worker_prefetch_multiplier == 1
     for entry in conf.beat_schedule.values():  # no countdown or ETA beyond the visibility timeout
-        assert entry["options"].get("countdown", 0) < s.visibility_timeout
-        assert entry["options"]["expires"] < s.visibility_timeout
+        options = entry.get("options", {})
+        assert options.get("countdown", 0) < s.visibility_timeout
+        assert options.get("expires", 0) < s.visibility_timeout
 
 
 @pytest.mark.parametrize(
