@@ -143,6 +143,14 @@ def load(models_dir: Path, info: ModelInfo) -> LoadedModel:
     return LoadedModel(info, pipeline)
 
 
+def load_current(models_dir: Path) -> LoadedModel:
+    """The model in service, verified; ModelError when there is none or it is unusable."""
+    info = read_manifest(models_dir)
+    if info is None:
+        raise ModelError(f"no model in {models_dir}: train one with `causa train`")
+    return load(models_dir, info)
+
+
 def _fsync_write(path: Path, data: bytes) -> None:
     with path.open("wb") as fh:
         fh.write(data)

@@ -326,17 +326,14 @@ def evaluate(
 
     s = _settings()
     try:
-        info = registry.read_manifest(s.models_dir)
-        if info is None:
-            raise registry.ModelError(f"no model in {s.models_dir}: train one first")
-        model = registry.load(s.models_dir, info)
+        model = registry.load_current(s.models_dir)
         examples = dataset.from_csv(data, text_column, label_column)
     except (registry.ModelError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     truth = [e.label for e in examples]
     scores = score(truth, *predict(model.pipeline, [e.text for e in examples]))
     table = Table(
-        title=f"model {info.version} on {len(truth)} tickets of {data.name}:"
+        title=f"model {model.version} on {len(truth)} tickets of {data.name}:"
         f" accuracy {scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f}"
     )
     for column in ("class", "precision", "recall", "F1", "support"):
@@ -373,17 +370,14 @@ def predict(text: Annotated[str, typer.Argument(help="A ticket's text.")]) -> No
 
     s = _settings()
     try:
-        info = registry.read_manifest(s.models_dir)
-        if info is None:
-            raise registry.ModelError(f"no model in {s.models_dir}: train one first")
-        model = registry.load(s.models_dir, info)
+        model = registry.load_current(s.models_dir)
     except registry.ModelError as exc:
         raise _fail(str(exc)) from None
     proba = model.predict_proba([text])[0]
     ranked = sorted(zip(model.classes, proba, strict=True), key=lambda cp: -cp[1])
     cause, confidence = ranked[0]
     status = verdict(model, cause, float(confidence), s.confidence_threshold)
-    print(f"{cause}\t{confidence:.3f}\t{status} (model {info.version})")
+    print(f"{cause}\t{confidence:.3f}\t{status} (model {model.version})")
     for c, p in ranked[:3]:
         print(f"  {c}: {p:.3f}")
 
