@@ -181,23 +181,20 @@ def run(
             "no candidate completed the search: raise the trial budget or"
             " lower the inference target"
         )
-    per_family: dict[str, dict[str, Any]] = {}
+    per_family: dict[str, dict[str, Any]] = {}  # each family's best trial, best first
     for t in sorted(done, key=lambda t: t.value or 0, reverse=True):
-        fam = t.params["family"]
-        if fam not in per_family:
-            per_family[fam] = {"trial": t, "f1": t.value}
+        if t.params["family"] not in per_family:
+            trial_feats, _, trial_params = _replay(t, families)
+            per_family[t.params["family"]] = {
+                "features": trial_feats,
+                "params": trial_params,
+                "f1": t.value,
+            }
     best = study.best_trial
     feats, family, params = _replay(best, families)
     result = SearchResult(
         best={"features": feats, "family": family, "params": params, "f1": best.value},
-        best_per_family={
-            fam: {
-                "params": _replay(v["trial"], families)[2],
-                "f1": v["f1"],
-                "features": _replay(v["trial"], families)[0],
-            }
-            for fam, v in per_family.items()
-        },
+        best_per_family=per_family,
         trials=len(study.trials),
         pruned=sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
         too_slow=sum(bool(t.user_attrs.get("too_slow")) for t in study.trials),
