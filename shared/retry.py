@@ -3,12 +3,15 @@ everything else fails at once with its cause kept. The one place that decides wh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
+import httpx
 import psycopg
 import psycopg_pool
 import structlog
+from postgrest.exceptions import APIError
 from psycopg import errors
 from tenacity import (
     RetryCallState,
@@ -37,9 +40,18 @@ TRANSIENT = (
 )
 
 
+# Through PostgREST, the database's error arrives as its SQLSTATE in `code`; an HTTP error
+# without a PostgREST body arrives as the status code.
+TRANSIENT_CODES = re.compile(r"^(5\d\d|429|408|08\w\w\w|40001|40P01|57P0[123]|57014|55P03)$")
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, psycopg.errors.ProgrammingError | psycopg.errors.DataError):
         return False
+    if isinstance(exc, httpx.TransportError):  # connection refused or lost, timeouts
+        return True
+    if isinstance(exc, APIError):
+        return bool(TRANSIENT_CODES.match(str(exc.code or "")))
     return isinstance(exc, TRANSIENT)
 
 

@@ -174,6 +174,22 @@ class Settings(BaseSettings):
             " connection string), or run `causa up` to start the embedded services"
         )
 
+    def require_supabase(self) -> tuple[str, str]:
+        """SUPABASE_URL and a service-role key; an anon key is refused."""
+        if not self.supabase_url or self.supabase_key is None:
+            raise ConfigError(
+                "no database: set DATABASE_URL (a PostgreSQL URL), or SUPABASE_URL with"
+                " SUPABASE_SERVICE_ROLE_KEY, or run `causa up` for the embedded services"
+            )
+        key = self.supabase_key.get_secret_value()
+        role = jwt_role(key)
+        if role == "anon":
+            raise ConfigError(
+                "SUPABASE_SERVICE_ROLE_KEY holds the anon key: causa needs the service-role key"
+                " (Supabase dashboard, Project Settings, API keys)"
+            )
+        return self.supabase_url, key
+
     def require_redis_url(self) -> str:
         if self.redis_url is not None:
             return self.redis_url.get_secret_value()
@@ -181,6 +197,22 @@ class Settings(BaseSettings):
             "no broker: set REDIS_URL (e.g. redis://localhost:6379/0),"
             " or run `causa up` to start the embedded services"
         )
+
+
+def jwt_role(token: str) -> str | None:
+    """The `role` claim of a JWT (not verified: only to refuse the wrong key early)."""
+    import base64
+    import json
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    role = payload.get("role") if isinstance(payload, dict) else None
+    return role if isinstance(role, str) else None
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -7,13 +7,14 @@ is still ours.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+from psycopg import sql
 from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from shared import retry
@@ -79,7 +80,75 @@ def is_pooled(url: str) -> bool:
     return urlsplit(url).port == POOLER_PORT
 
 
-class PostgresStore:
+class FunctionStore:
+    """The queue operations, each one call of a SQL function with named arguments.
+    Adapters differ only in how they make that call (`_call`)."""
+
+    settings: Settings
+
+    def _call(self, function: str, args: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; the store opens them again when used."""
+
+    def claim(self, worker: str, batch: int, numbers: Sequence[str] | None = None) -> list[Claimed]:
+        s = self.settings
+        rows = self._call(
+            "causa_claim",
+            {
+                "p_worker": worker,
+                "p_batch": batch,
+                "p_lease_seconds": s.lease_seconds,
+                "p_max_attempts": s.max_attempts,
+                "p_numbers": list(numbers) if numbers is not None else None,
+                "p_since": s.classify_since.isoformat() if s.classify_since else None,
+            },
+        )
+        return [Claimed(r["number"], r["text"], r["attempts"], r["claim_token"]) for r in rows]
+
+    def apply(self, results: Sequence[Result]) -> dict[str, int]:
+        if not results:
+            return {"applied": 0, "stale": 0}
+        out: dict[str, int] = self._call(
+            "causa_apply", {"p_results": [asdict(r) for r in results], "p_mode": self.settings.mode}
+        )
+        return out
+
+    def fail(self, failures: Sequence[Failure]) -> dict[str, int]:
+        if not failures:
+            return {"retrying": 0, "failed": 0, "stale": 0}
+        out: dict[str, int] = self._call(
+            "causa_fail",
+            {
+                "p_failures": [asdict(f) for f in failures],
+                "p_max_attempts": self.settings.max_attempts,
+            },
+        )
+        return out
+
+    def pending_count(self) -> dict[str, int]:
+        since = self.settings.classify_since
+        out: dict[str, int] = self._call(
+            "causa_pending_count", {"p_since": since.isoformat() if since else None}
+        )
+        return out
+
+    def status_counts(self) -> dict[str, int]:
+        out: dict[str, int] = self._call("causa_status_counts", {})
+        return out
+
+    def labelled(self) -> Iterator[Labelled]:
+        after: str | None = None
+        while True:
+            page = self._call("causa_labelled", {"p_after": after, "p_limit": LABEL_PAGE})
+            yield from (Labelled(r["number"], r["text"] or "", r["cause"]) for r in page)
+            if len(page) < LABEL_PAGE:
+                return
+            after = page[-1]["number"]
+
+
+class PostgresStore(FunctionStore):
     """Direct PostgreSQL adapter. Opens its pool on first use, never at import or construction."""
 
     def __init__(self, settings: Settings, *, max_connections: int = 4) -> None:
@@ -95,12 +164,7 @@ class PostgresStore:
             if is_pooled(self._url):
                 kwargs["prepare_threshold"] = None
             self._pool = ConnectionPool(
-                self._url,
-                min_size=1,
-                max_size=self._max,
-                kwargs=kwargs,
-                open=True,
-                name="causa",
+                self._url, min_size=1, max_size=self._max, kwargs=kwargs, open=True, name="causa"
             )
         return self._pool
 
@@ -109,63 +173,46 @@ class PostgresStore:
             self._pool.close()
             self._pool = None
 
-    def _call(self, what: str, query: str, params: Sequence[object]) -> Any:
+    def _call(self, function: str, args: dict[str, Any]) -> Any:
+        query = sql.SQL("SELECT {}({})").format(
+            sql.Identifier(function),
+            sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args),
+        )
+        values = [Jsonb(v) if isinstance(v, list | dict) else v for v in args.values()]
+
         def once() -> Any:
             with self.pool.connection() as conn:
-                row: TupleRow | None = conn.execute(query, params).fetchone()
+                row: TupleRow | None = conn.execute(query, values).fetchone()
                 return row[0] if row else None
 
-        return retry.call(self.settings, what, once)
+        return retry.call(self.settings, function, once)
 
-    def claim(self, worker: str, batch: int, numbers: Sequence[str] | None = None) -> list[Claimed]:
-        s = self.settings
-        rows = self._call(
-            "claim",
-            "SELECT causa_claim(%s, %s, %s, %s, %s, %s)",
-            [
-                worker,
-                batch,
-                s.lease_seconds,
-                s.max_attempts,
-                json.dumps(list(numbers)) if numbers is not None else None,
-                s.classify_since,
-            ],
+
+class SupabaseStore(FunctionStore):
+    """Supabase adapter: the same SQL functions through PostgREST (`client.rpc`), for projects
+    reached by URL and service-role key, without a database password."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._url, self._key = settings.require_supabase()
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from supabase import create_client
+
+            self._client = create_client(self._url, self._key)
+        return self._client
+
+    def _call(self, function: str, args: dict[str, Any]) -> Any:
+        return retry.call(
+            self.settings, function, lambda: self.client.rpc(function, args).execute().data
         )
-        return [Claimed(r["number"], r["text"], r["attempts"], r["claim_token"]) for r in rows]
 
-    def apply(self, results: Sequence[Result]) -> dict[str, int]:
-        if not results:
-            return {"applied": 0, "stale": 0}
-        payload = json.dumps([asdict(r) for r in results])
-        out: dict[str, int] = self._call(
-            "apply", "SELECT causa_apply(%s::jsonb, %s)", [payload, self.settings.mode]
-        )
-        return out
 
-    def fail(self, failures: Sequence[Failure]) -> dict[str, int]:
-        if not failures:
-            return {"retrying": 0, "failed": 0, "stale": 0}
-        payload = json.dumps([asdict(f) for f in failures])
-        out: dict[str, int] = self._call(
-            "fail", "SELECT causa_fail(%s::jsonb, %s)", [payload, self.settings.max_attempts]
-        )
-        return out
-
-    def pending_count(self) -> dict[str, int]:
-        out: dict[str, int] = self._call(
-            "pending_count", "SELECT causa_pending_count(%s)", [self.settings.classify_since]
-        )
-        return out
-
-    def status_counts(self) -> dict[str, int]:
-        out: dict[str, int] = self._call("status_counts", "SELECT causa_status_counts()", [])
-        return out
-
-    def labelled(self) -> Iterator[Labelled]:
-        after: str | None = None
-        while True:
-            page = self._call("labelled", "SELECT causa_labelled(%s, %s)", [after, LABEL_PAGE])
-            yield from (Labelled(r["number"], r["text"] or "", r["cause"]) for r in page)
-            if len(page) < LABEL_PAGE:
-                return
-            after = page[-1]["number"]
+def make_store(settings: Settings) -> FunctionStore:
+    """The direct connection when DATABASE_URL is set, else Supabase by URL and key."""
+    if settings.database_url is not None:
+        return PostgresStore(settings)
+    return SupabaseStore(settings)

@@ -40,7 +40,8 @@ def _ready_to_run() -> Settings:
     """Settings for a long-running process: both services named, timing rules kept."""
     s = load_settings()
     try:
-        s.require_database_url()
+        if s.database_url is None:
+            s.require_supabase()  # or say what to set
         s.require_redis_url()
     except ConfigError as exc:
         raise _fail(str(exc)) from None
@@ -152,12 +153,12 @@ def listen() -> None:
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Tickets by status, the backlog, queued tasks and the model in service."""
-    from shared.store import PostgresStore
+    from shared.store import make_store
     from training import registry
 
     s = _settings()
     try:
-        store = PostgresStore(s)
+        store = make_store(s)
         report: dict[str, object] = {
             "table": s.table,
             "statuses": store.status_counts(),
@@ -210,7 +211,7 @@ def train(
 ) -> None:
     """Train a challenger, compare it with the model in service on the same holdout, and
     promote it if it wins (--bootstrap: a first model, no search)."""
-    from shared.store import PostgresStore
+    from shared.store import make_store
     from training import bootstrap as first_model
     from training import dataset, registry
     from training.train import retrain
@@ -222,7 +223,7 @@ def train(
         console.print(f"a model exists in {s.models_dir}: nothing to do (--force replaces it)")
         return
     try:
-        store = PostgresStore(s) if tickets else None
+        store = make_store(s) if tickets else None
         examples = dataset.assemble(
             store.labelled() if store else None, data, text_column, label_column
         )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import structlog
 
 from shared.settings import Settings, load_settings
-from shared.store import PostgresStore, TicketStore
+from shared.store import TicketStore, make_store
 from worker.model_holder import ModelHolder
 
 log = structlog.get_logger("causa.runtime")
@@ -37,7 +37,7 @@ def runtime() -> Runtime:
         log.info("DATABASE_URL and SUPABASE_URL are both set: using the direct connection")
     return Runtime(
         settings=s,
-        store=PostgresStore(s),
+        store=make_store(s),
         models=ModelHolder(s.models_dir),
         worker=f"{socket.gethostname()}:{os.getpid()}",
     )

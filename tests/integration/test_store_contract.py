@@ -1,0 +1,143 @@
+"""One contract, both adapters: the direct PostgreSQL store and the Supabase store (the real
+`supabase` client against tests/postgrest.py, a stand-in for PostgREST's RPC endpoint that
+runs the calls on the real test database — the hosted service cannot run here)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import structlog
+from pydantic import SecretStr
+
+from shared.settings import ConfigError, Settings
+from shared.store import FunctionStore, Result, SupabaseStore, make_store
+from tests.helpers import demo_rows, insert
+from tests.postgrest import PostgREST
+
+
+def jwt(role: str) -> str:
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256'})}.{part({'role': role, 'iss': 'supabase'})}.c2lnbmF0dXJlLXRlc3Q"
+
+
+SERVICE_KEY = jwt("service_role")
+FAST = {"retry_initial": 0.01, "retry_max": 0.02, "retry_jitter": 0.0}
+
+
+@pytest.fixture(params=["postgres", "supabase"])
+def adapter(
+    request: pytest.FixtureRequest, conn: Any, settings: Settings, database_url: str
+) -> Iterator[tuple[FunctionStore, PostgREST | None]]:
+    if request.param == "postgres":
+        store = make_store(settings.model_copy(update=FAST))
+        yield store, None
+        store.close()
+        return
+    with PostgREST(database_url, SERVICE_KEY) as server:
+        s = settings.model_copy(
+            update={
+                "database_url": None,
+                "supabase_url": server.url,
+                "supabase_key": SecretStr(SERVICE_KEY),
+                **FAST,
+            }
+        )
+        store = make_store(s)
+        assert isinstance(store, SupabaseStore)
+        yield store, server
+
+
+def results(claimed: list[Any], cause: str = "Red") -> list[Result]:
+    return [Result(c.number, c.claim_token, "classified", cause, 0.9, "v1") for c in claimed]
+
+
+def test_claim_apply_is_idempotent(adapter: Any, conn: psycopg.Connection[Any]) -> None:
+    store, _ = adapter
+    insert(conn, demo_rows(5))
+    claimed = store.claim("w", 3)
+    assert len(claimed) == 3 and all(c.attempts == 1 for c in claimed)
+    assert store.apply(results(claimed)) == {"applied": 3, "stale": 0}
+    assert store.apply(results(claimed)) == {"applied": 0, "stale": 3}
+    assert store.pending_count() == {"pending": 2, "retry": 0, "claimed": 0}
+    assert store.status_counts() == {"classified": 3, "pending": 2}
+
+
+def test_lease_expiry_and_reclaim(adapter: Any, conn: psycopg.Connection[Any]) -> None:
+    store, _ = adapter
+    insert(conn, demo_rows(3))
+    store.settings = store.settings.model_copy(update={"lease_seconds": 0})
+    first = store.claim("w", 3)
+    again = store.claim("w", 3)
+    assert len(first) == 3 and len(again) == 1 and again[0].attempts == 2
+    # the reclaimed ticket's old token is stale; the two nobody took are still this claim's
+    assert store.apply(results(first)) == {"applied": 2, "stale": 1}
+
+
+def test_human_label_wins(adapter: Any, conn: psycopg.Connection[Any]) -> None:
+    store, _ = adapter
+    insert(conn, demo_rows(1))
+    claimed = store.claim("w", 1)
+    conn.execute("UPDATE tickets SET causa = 'Accesos'")
+    assert store.apply(results(claimed)) == {"applied": 0, "stale": 1}
+    assert [r.cause for r in store.labelled()] == ["Accesos"]
+
+
+def test_dead_letter(adapter: Any, conn: psycopg.Connection[Any]) -> None:
+    from shared.store import Failure
+
+    store, _ = adapter
+    insert(conn, demo_rows(1))
+    for expected in ({"retrying": 1, "failed": 0, "stale": 0},) * 2 + (
+        {"retrying": 0, "failed": 1, "stale": 0},
+    ):
+        c = store.claim("w", 1)[0]
+        assert store.fail([Failure(c.number, c.claim_token, "boom")]) == expected
+    assert store.claim("w", 1) == []
+
+
+def test_supabase_retries_5xx_and_fails_4xx_at_once_without_leaking_the_key(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    insert(conn, demo_rows(2))
+    with PostgREST(database_url, SERVICE_KEY) as server:
+        s = settings.model_copy(
+            update={
+                "database_url": None,
+                "supabase_url": server.url,
+                "supabase_key": SecretStr(SERVICE_KEY),
+                **FAST,
+            }
+        )
+        store = make_store(s)
+        server.fail_next = [503, 502]
+        with structlog.testing.capture_logs() as logs:
+            assert len(store.claim("w", 2)) == 2
+        assert [e["attempt"] for e in logs if e["event"] == "retrying"] == [1, 2]
+        server.fail_next = [400]
+        calls = len(server.calls)
+        with pytest.raises(Exception, match="injected"):
+            store.pending_count()
+        assert len(server.calls) == calls + 1, "a 4xx is not retried"
+    assert SERVICE_KEY not in capsys.readouterr().err + json.dumps(logs, default=str)
+
+
+def test_an_anon_key_is_refused(settings: Settings) -> None:
+    s = settings.model_copy(
+        update={
+            "database_url": None,
+            "supabase_url": "https://x.supabase.co",
+            "supabase_key": SecretStr(jwt("anon")),
+        }
+    )
+    with pytest.raises(ConfigError, match="service-role key"):
+        make_store(s)
