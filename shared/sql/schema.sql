@@ -291,3 +291,32 @@ LANGUAGE sql STABLE AS $$
              ORDER BY t.{{number}}::text
              LIMIT p_limit) AS l
 $$;
+
+
+-- Only the service role may call the queue functions. Supabase's default privileges grant
+-- EXECUTE on new functions to anon and authenticated, so revoking from PUBLIC is not enough:
+-- revoke from those roles by name, where they exist (on a plain PostgreSQL they do not).
+DO $$
+DECLARE
+    f text;
+    r text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY[
+        'causa_claim(text, integer, integer, integer, jsonb, timestamptz)',
+        'causa_apply(jsonb, text)',
+        'causa_fail(jsonb, integer)',
+        'causa_pending_count(timestamptz)',
+        'causa_status_counts()',
+        'causa_labelled(text, integer)'
+    ] LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
+            IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+                EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', f, r);
+            END IF;
+        END LOOP;
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', f);
+        END IF;
+    END LOOP;
+END $$;
