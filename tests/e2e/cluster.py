@@ -54,8 +54,10 @@ def writes_per_ticket(conn: psycopg.Connection[Any]) -> dict[str, int]:
 def cluster(
     logdir: Path, models_dir: Path, *names: str, **env: str
 ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """Start `names` (worker, worker2, beat, listener), yield them, stop them all."""
+    """Start `names` (worker, worker2, beat, listener), yield them, stop them all. An empty
+    value removes that variable from the processes' environment."""
     full_env = {**os.environ, "CAUSA_MODELS_DIR": str(models_dir), **env}
+    full_env = {k: v for k, v in full_env.items() if v != ""}
     args = {
         "worker": ["worker", "--concurrency", "2"],
         "beat": ["beat", "--schedule", str(logdir / "celerybeat-schedule")],
