@@ -20,8 +20,8 @@ def _quoted(name: str) -> str:
     return ".".join(sql.Identifier(part).as_string() for part in name.split("."))
 
 
-def render(settings: Settings) -> str:
-    """schema.sql with the configured table and column names, quoted."""
+def render(settings: Settings, template: str = "schema.sql") -> str:
+    """A template of shared/sql with the configured table and column names, quoted."""
     text_expr = (
         "concat_ws(' ', " + ", ".join(f"t.{_quoted(c)}" for c in settings.text_column_list) + ")"
     )
@@ -32,8 +32,8 @@ def render(settings: Settings) -> str:
         "text": text_expr,
         "number_key": sql.Literal(settings.number_column).as_string(),
     }
-    template = resources.files("shared").joinpath("sql/schema.sql").read_text()
-    return PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+    text = resources.files("shared").joinpath(f"sql/{template}").read_text()
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
 def check_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
@@ -66,8 +66,8 @@ def check_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
             )
 
 
-def migrate(conn: psycopg.Connection[Any], settings: Settings) -> None:
-    """Apply the rendered SQL in one transaction. Harmless to run again."""
+def migrate(conn: psycopg.Connection[Any], settings: Settings, *, uninstall: bool = False) -> None:
+    """Apply the rendered SQL (or remove it all) in one transaction. Harmless to run again."""
     check_table(conn, settings)
     with conn.transaction():
-        conn.execute(render(settings).encode())
+        conn.execute(render(settings, "uninstall.sql" if uninstall else "schema.sql").encode())

@@ -76,20 +76,24 @@ def migrate(
     print_sql: Annotated[
         bool, typer.Option("--print", help="Write the SQL, apply nothing.")
     ] = False,
+    uninstall: Annotated[
+        bool, typer.Option(help="Remove every column, function, trigger and index causa added.")
+    ] = False,
 ) -> None:
-    """Add causa's columns, indexes, triggers and queue functions to the ticket table."""
+    """Add causa's columns, indexes, triggers and queue functions to the ticket table
+    (--uninstall: remove them again, and nothing else)."""
     from shared import schema
 
     s = _settings()
     if print_sql:
-        sys.stdout.write(schema.render(s))
+        sys.stdout.write(schema.render(s, "uninstall.sql" if uninstall else "schema.sql"))
         return
     try:
         with psycopg.connect(s.require_database_url(), autocommit=True) as conn:
-            schema.migrate(conn, s)
+            schema.migrate(conn, s, uninstall=uninstall)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"migrated table {s.table}")
+    console.print(f"{'removed causa from' if uninstall else 'migrated'} table {s.table}")
 
 
 @app.command()

@@ -298,3 +298,45 @@ def test_configured_names_work_end_to_end(database_url: str, settings: Any) -> N
         assert rows[0]["number"] == "7" and rows[0]["text"] == "VPN caída"
         assert apply(c, rows) == {"applied": 1, "stale": 0}
         c.execute("DROP TABLE tickets_fiducia CASCADE")
+
+
+def test_uninstall_removes_what_causa_added_and_nothing_else(
+    database_url: str, settings: Any
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as c:
+        c.execute("DROP TABLE IF EXISTS tickets CASCADE")
+        c.execute(
+            "CREATE TABLE tickets (number text PRIMARY KEY, short_description text,"
+            " description text, causa text)"
+        )
+        c.execute("CREATE INDEX mine_idx ON tickets (causa)")
+        c.execute("INSERT INTO tickets VALUES ('A', 'a', NULL, 'Red'), ('B', 'b', NULL, NULL)")
+
+        def shape() -> tuple[Any, ...]:
+            columns = c.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = 'tickets'::regclass"
+                " AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+            ).fetchall()
+            indexes = c.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'tickets' ORDER BY 1"
+            ).fetchall()
+            triggers = c.execute(
+                "SELECT tgname FROM pg_trigger WHERE tgrelid = 'tickets'::regclass"
+                " AND NOT tgisinternal"
+            ).fetchall()
+            functions = c.execute(
+                "SELECT proname FROM pg_proc WHERE proname LIKE 'causa%'"
+            ).fetchall()
+            return columns, indexes, triggers, functions
+
+        schema.migrate(c, settings, uninstall=True)  # functions other tests left in the database
+        before = shape()
+        schema.migrate(c, settings)
+        assert shape() != before
+        schema.migrate(c, settings, uninstall=True)
+        schema.migrate(c, settings, uninstall=True)  # twice: harmless
+        assert shape() == before
+        assert c.execute("SELECT * FROM tickets ORDER BY 1").fetchall() == [
+            ("A", "a", None, "Red"),
+            ("B", "b", None, None),
+        ]
