@@ -66,8 +66,45 @@ def check_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
             )
 
 
+ONLINE = re.compile(r"-- causa:online-start\n(.*?)-- causa:online-end\n", re.S)
+BACKFILL_BATCH = 5000  # rows per backfill transaction: short row locks on a live table
+BACKFILL = """
+UPDATE {table} SET causa_source = 'human', classification_status = 'labelled'
+ WHERE ctid IN (SELECT ctid FROM {table} WHERE {cause} IS NOT NULL AND causa_source IS NULL
+                 LIMIT {batch} FOR UPDATE SKIP LOCKED)
+"""
+INDEX = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON (.*?);", re.S)
+
+
+def _online(conn: psycopg.Connection[Any], settings: Settings, part: str) -> None:
+    """The backfill in batches, then each index CONCURRENTLY (a failed earlier build leaves
+    an invalid index: it is dropped and built again)."""
+    table, cause = _quoted(settings.table), _quoted(settings.cause_column)
+    while conn.execute(BACKFILL.format(table=table, cause=cause, batch=BACKFILL_BATCH)).rowcount:
+        pass
+    for name, rest in INDEX.findall(part):
+        invalid = conn.execute(
+            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname = %s AND NOT i.indisvalid",
+            [name],
+        ).fetchone()
+        if invalid:
+            conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        conn.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {rest}")
+
+
 def migrate(conn: psycopg.Connection[Any], settings: Settings, *, uninstall: bool = False) -> None:
-    """Apply the rendered SQL (or remove it all) in one transaction. Harmless to run again."""
+    """Apply the rendered SQL: columns, functions and triggers in one transaction, then the
+    backfill and the indexes online (`conn` must be in autocommit). Or remove it all.
+    Harmless to run again."""
     check_table(conn, settings)
+    if uninstall:
+        with conn.transaction():
+            conn.execute(render(settings, "uninstall.sql").encode())
+        return
+    sql_text = render(settings)
+    online = ONLINE.search(sql_text)
+    assert online is not None, "schema.sql lost its online section markers"
     with conn.transaction():
-        conn.execute(render(settings, "uninstall.sql" if uninstall else "schema.sql").encode())
+        conn.execute(ONLINE.sub("", sql_text).encode())
+    _online(conn, settings, online.group(1))

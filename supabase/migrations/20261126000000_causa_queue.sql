@@ -28,6 +28,11 @@ ALTER TABLE "tickets"
 -- A separate step so that existing rows keep NULL (no rewrite) and new rows get the time.
 ALTER TABLE "tickets" ALTER COLUMN received_at SET DEFAULT clock_timestamp();
 
+-- causa:online-start
+-- On a large live table `causa migrate` runs this part after the rest, outside one
+-- transaction: the backfill in batches of a few thousand rows, each index CONCURRENTLY.
+-- Until the backfill is done, claims skip pending rows that have a cause anyway.
+
 -- Rows that already have a cause were labelled by people: they are training data, never work.
 UPDATE "tickets"
    SET causa_source = 'human', classification_status = 'labelled'
@@ -39,6 +44,7 @@ CREATE INDEX IF NOT EXISTS causa_queue_idx ON "tickets" (received_at)
 -- Training reads the labelled rows.
 CREATE INDEX IF NOT EXISTS causa_labelled_idx ON "tickets" (classification_status)
     WHERE causa_source = 'human';
+-- causa:online-end
 
 
 -- A ticket inserted with a cause is a human label, not work.
@@ -138,6 +144,7 @@ BEGIN
      WHERE (s.classification_status = 'pending'
             OR (s.classification_status = 'claimed' AND s.claimed_until < v_now))
        AND s.attempts > 0
+       AND s."causa" IS NULL
        AND (p_numbers IS NULL OR s."number"::text IN (SELECT jsonb_array_elements_text(p_numbers)))
        AND (p_since IS NULL OR s.received_at >= p_since)
      ORDER BY s.received_at NULLS FIRST
@@ -148,6 +155,7 @@ BEGIN
         SELECT array_agg(f.ctid) INTO v_ctids
           FROM (SELECT s.ctid FROM "tickets" AS s
                  WHERE s.classification_status = 'pending' AND s.attempts = 0
+                   AND s."causa" IS NULL
                    AND (p_numbers IS NULL OR s."number"::text IN (SELECT jsonb_array_elements_text(p_numbers)))
                    AND (p_since IS NULL OR s.received_at >= p_since)
                  ORDER BY s.received_at NULLS FIRST
