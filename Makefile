@@ -44,6 +44,7 @@ bench: install ## throughput and latency: make bench BENCH_ARGS="--tickets 5000"
 	$(BIN)/python bench/throughput.py $(BENCH_ARGS)
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/training.py
+	$(BIN)/python bench/rest.py
 
 worker: install
 	$(BIN)/causa worker
