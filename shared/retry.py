@@ -45,10 +45,32 @@ TRANSIENT = (
 TRANSIENT_CODES = re.compile(r"^(5\d\d|429|408|08\w\w\w|40001|40P01|57P0[123]|57014|55P03)$")
 
 
+# A server's Retry-After is honoured up to this long; beyond it the policy's own delays apply.
+RETRY_AFTER_CAP_S = 60.0
+
+
+class RateLimited(Exception):
+    """HTTP 429: the server asked to wait `retry_after` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"HTTP 429 Too Many Requests; Retry-After {retry_after:g} s")
+        self.retry_after = retry_after
+
+
+def raise_on_rate_limit(response: httpx.Response) -> None:
+    """An httpx response hook: turn a 429 into RateLimited with its Retry-After."""
+    if response.status_code == 429:
+        try:
+            after = float(response.headers.get("Retry-After", "0"))
+        except ValueError:  # an HTTP date: wait by the policy instead
+            after = 0.0
+        raise RateLimited(min(max(after, 0.0), RETRY_AFTER_CAP_S))
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, psycopg.errors.ProgrammingError | psycopg.errors.DataError):
         return False
-    if isinstance(exc, httpx.TransportError):  # connection refused or lost, timeouts
+    if isinstance(exc, httpx.TransportError | RateLimited):  # connection lost, timeouts, 429
         return True
     if isinstance(exc, APIError):
         return bool(TRANSIENT_CODES.match(str(exc.code or "")))
@@ -72,11 +94,18 @@ def _log_retry(what: str) -> Callable[[RetryCallState], None]:
 
 def policy(settings: Settings, what: str) -> Retrying:
     """Default: 1 -> 2 -> 4 -> 8 s (plus jitter), 4 retries, then the last error is raised."""
+    backoff = wait_exponential_jitter(
+        initial=settings.retry_initial, max=settings.retry_max, jitter=settings.retry_jitter
+    )
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        asked = exc.retry_after if isinstance(exc, RateLimited) else 0.0
+        return max(float(backoff(state)), asked)
+
     return Retrying(
         retry=retry_if_exception(is_transient),
-        wait=wait_exponential_jitter(
-            initial=settings.retry_initial, max=settings.retry_max, jitter=settings.retry_jitter
-        ),
+        wait=wait,
         stop=stop_after_attempt(settings.retry_attempts + 1),
         before_sleep=_log_retry(what),
         reraise=True,

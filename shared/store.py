@@ -200,9 +200,14 @@ class SupabaseStore(FunctionStore):
     @property
     def client(self) -> Any:
         if self._client is None:
-            from supabase import create_client
+            from supabase import ClientOptions, create_client
 
-            self._client = create_client(self._url, self._key)
+            # causa's retry policy is the only one: the client's own (GET only) is off.
+            client = create_client(
+                self._url, self._key, options=ClientOptions(postgrest_client_retry=False)
+            )
+            client.postgrest.session.event_hooks["response"].append(retry.raise_on_rate_limit)
+            self._client = client
         return self._client
 
     def _call(self, function: str, args: dict[str, Any]) -> Any:

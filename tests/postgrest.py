@@ -28,6 +28,7 @@ class PostgREST:
         self.database_url, self.key = database_url, key
         self.calls: list[str] = []
         self.fail_next: list[int] = []  # HTTP statuses to answer before running calls again
+        self.retry_after = "1"  # the Retry-After header sent with an injected 429
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,6 +53,8 @@ class PostgREST:
     def reply(self, h: BaseHTTPRequestHandler, status: int, body: Any) -> None:
         data = json.dumps(body).encode()
         h.send_response(status)
+        if status == 429:
+            h.send_header("Retry-After", self.retry_after)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -129,6 +130,29 @@ def test_supabase_retries_5xx_and_fails_4xx_at_once_without_leaking_the_key(
             store.pending_count()
         assert len(server.calls) == calls + 1, "a 4xx is not retried"
     assert SERVICE_KEY not in capsys.readouterr().err + json.dumps(logs, default=str)
+
+
+def test_supabase_honours_retry_after_on_429(
+    conn: psycopg.Connection[Any], settings: Settings, database_url: str
+) -> None:
+    insert(conn, demo_rows(1))
+    with PostgREST(database_url, SERVICE_KEY) as server:
+        s = settings.model_copy(
+            update={
+                "database_url": None,
+                "supabase_url": server.url,
+                "supabase_key": SecretStr(SERVICE_KEY),
+                **FAST,
+            }
+        )
+        store = make_store(s)
+        server.fail_next, server.retry_after = [429], "0.5"
+        started = time.monotonic()
+        with structlog.testing.capture_logs() as logs:
+            assert store.pending_count()["pending"] == 1
+        waited = time.monotonic() - started
+    assert waited >= 0.5, "the policy's own delay is 0.01 s: Retry-After was honoured"
+    assert [e["delay_s"] for e in logs if e["event"] == "retrying"] == [0.5]
 
 
 def test_an_anon_key_is_refused(settings: Settings) -> None:
