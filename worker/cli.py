@@ -138,7 +138,8 @@ def beat(
 
 @app.command()
 def listen() -> None:
-    """Listen for new tickets (PostgreSQL NOTIFY) and enqueue classification at once."""
+    """Listen for new tickets (PostgreSQL NOTIFY, or Supabase Realtime without DATABASE_URL)
+    and enqueue classification at once."""
     s = _settings()
     from tasks.classify import enqueue, poll_pending
     from worker import listener
@@ -147,7 +148,12 @@ def listen() -> None:
         return enqueue(announced) if announced else poll_pending()["enqueued"]
 
     try:
-        listener.run(s, on_tickets, threading.Event())
+        if s.database_url is None and s.supabase_url:
+            from worker import realtime
+
+            realtime.run(s, on_tickets, threading.Event())
+        else:
+            listener.run(s, on_tickets, threading.Event())
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
