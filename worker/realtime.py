@@ -51,6 +51,7 @@ async def _session(
     settings: Settings, enqueue: Callable[[int], int], stop: threading.Event
 ) -> None:
     from realtime.types import RealtimePostgresChangesListenEvent
+
     from supabase import acreate_client
 
     url, key = settings.require_supabase()
