@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 import structlog
 
+from shared.retry import is_transient
 from shared.settings import Settings
 from shared.store import Claimed, Failure, Result, Status, TicketStore
 from shared.text import clean
@@ -127,7 +128,15 @@ def classify_batch(
     if not claimed:
         return {"claimed": 0, "model_version": model.version}
     outcome = decide(claimed, model, settings.confidence_threshold)
-    applied = store.apply(outcome.results)
+    try:
+        applied = store.apply(outcome.results)
+    except Exception as exc:
+        if is_transient(exc):
+            raise  # retried already; the lease brings the tickets back
+        # Refused for good (a 4xx, a missing function): say why on each ticket, count the try.
+        reason = f"writing the result failed: {type(exc).__name__}: {exc}"[:500]
+        store.fail([Failure(r.number, r.claim_token, reason) for r in outcome.results])
+        raise
     failed = store.fail(outcome.failures)
     statuses = [r.status for r in outcome.results]
     summary: dict[str, object] = {

@@ -115,6 +115,22 @@ def test_a_batch_is_claimed_predicted_and_written_in_one_call_each() -> None:
     assert store.claims == 1 and len(store.applied) == 3 and len(store.pending) == 2
 
 
+def test_a_write_refused_for_good_is_recorded_on_each_ticket() -> None:
+    class RefusingStore(FakeStore):
+        def apply(self, results: Sequence[Result]) -> dict[str, int]:
+            raise PermissionError("permission denied for function causa_apply")
+
+    store = RefusingStore([ticket("1", "la pantalla"), ticket("2", "red caída")])
+    try:
+        classify_batch(store, Models(FakeModel()), Settings(), worker="w", limit=10)
+    except PermissionError:
+        pass
+    else:
+        raise AssertionError("the error was swallowed")
+    assert [f.number for f in store.failed] == ["1", "2"]
+    assert all("permission denied for function causa_apply" in f.error for f in store.failed)
+
+
 def test_tasks_needed_covers_the_backlog_less_what_is_queued() -> None:
     assert tasks_needed(pending=0, retry=0, batch=1000, queued=0) == 0
     assert tasks_needed(pending=1, retry=0, batch=1000, queued=0) == 1
