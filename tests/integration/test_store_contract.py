@@ -42,7 +42,15 @@ def adapter(
         store.close()
         return
     with PostgREST(database_url, SERVICE_KEY) as server:
-        s = settings.model_copy(
+        store = rest_store(settings, server)
+        assert isinstance(store, SupabaseStore)
+        yield store, server
+
+
+def rest_store(settings: Settings, server: PostgREST) -> FunctionStore:
+    """The Supabase adapter pointed at the stand-in, with quick retries."""
+    return make_store(
+        settings.model_copy(
             update={
                 "database_url": None,
                 "supabase_url": server.url,
@@ -50,9 +58,7 @@ def adapter(
                 **FAST,
             }
         )
-        store = make_store(s)
-        assert isinstance(store, SupabaseStore)
-        yield store, server
+    )
 
 
 def results(claimed: list[Any], cause: str = "Red") -> list[Result]:
@@ -111,15 +117,7 @@ def test_supabase_retries_5xx_and_fails_4xx_at_once_without_leaking_the_key(
 ) -> None:
     insert(conn, demo_rows(2))
     with PostgREST(database_url, SERVICE_KEY) as server:
-        s = settings.model_copy(
-            update={
-                "database_url": None,
-                "supabase_url": server.url,
-                "supabase_key": SecretStr(SERVICE_KEY),
-                **FAST,
-            }
-        )
-        store = make_store(s)
+        store = rest_store(settings, server)
         server.fail_next = [503, 502]
         with structlog.testing.capture_logs() as logs:
             assert len(store.claim("w", 2)) == 2
@@ -137,15 +135,7 @@ def test_supabase_honours_retry_after_on_429(
 ) -> None:
     insert(conn, demo_rows(1))
     with PostgREST(database_url, SERVICE_KEY) as server:
-        s = settings.model_copy(
-            update={
-                "database_url": None,
-                "supabase_url": server.url,
-                "supabase_key": SecretStr(SERVICE_KEY),
-                **FAST,
-            }
-        )
-        store = make_store(s)
+        store = rest_store(settings, server)
         server.fail_next, server.retry_after = [429], "0.5"
         started = time.monotonic()
         with structlog.testing.capture_logs() as logs:
