@@ -80,6 +80,16 @@ def is_pooled(url: str) -> bool:
     return urlsplit(url).port == POOLER_PORT
 
 
+def function_call(function: str, args: dict[str, Any]) -> tuple[sql.Composed, list[Any]]:
+    """`SELECT function(name => %s, ...)` and its values, lists and dicts as jsonb: a call
+    with named arguments, the way PostgREST makes it."""
+    query = sql.SQL("SELECT {}({})").format(
+        sql.Identifier(function),
+        sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args),
+    )
+    return query, [Jsonb(v) if isinstance(v, list | dict) else v for v in args.values()]
+
+
 class FunctionStore:
     """The queue operations, each one call of a SQL function with named arguments.
     Adapters differ only in how they make that call (`_call`)."""
@@ -174,11 +184,7 @@ class PostgresStore(FunctionStore):
             self._pool = None
 
     def _call(self, function: str, args: dict[str, Any]) -> Any:
-        query = sql.SQL("SELECT {}({})").format(
-            sql.Identifier(function),
-            sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args),
-        )
-        values = [Jsonb(v) if isinstance(v, list | dict) else v for v in args.values()]
+        query, values = function_call(function, args)
 
         def once() -> Any:
             with self.pool.connection() as conn:

@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
-from psycopg import sql
-from psycopg.types.json import Jsonb
+
+from shared.store import function_call
 
 PREFIX = "/rest/v1/rpc/"
 
@@ -87,11 +87,7 @@ class PostgREST:
                 status,
                 {"code": str(status), "message": "injected", "details": None, "hint": None},
             )
-        query = sql.SQL("SELECT {}({})").format(
-            sql.Identifier(function),
-            sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args),
-        )
-        values = [Jsonb(v) if isinstance(v, list | dict) else v for v in args.values()]
+        query, values = function_call(function, args)
         try:
             with psycopg.connect(self.database_url, autocommit=True) as conn:
                 row = conn.execute(query, values).fetchone()
