@@ -22,11 +22,7 @@ from training import bootstrap, dataset, registry
 from worker import processes, services
 
 BENCH_DATABASE = "causa_bench"  # apart from the demo's: the queue functions are per database
-TABLE = """
-DROP TABLE IF EXISTS tickets CASCADE;
-CREATE TABLE tickets (number text PRIMARY KEY, short_description text, description text,
-                      causa text);
-"""
+TABLE = "DROP TABLE IF EXISTS tickets CASCADE;" + demodata.TABLE_SQL
 
 
 def machine() -> str:

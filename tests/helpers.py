@@ -17,15 +17,7 @@ from training import bootstrap, dataset
 
 T = TypeVar("T")
 
-TABLE_DDL = """
-DROP TABLE IF EXISTS tickets CASCADE;
-CREATE TABLE tickets (
-    number text PRIMARY KEY,
-    short_description text,
-    description text,
-    causa text
-);
-"""
+TABLE_DDL = "DROP TABLE IF EXISTS tickets CASCADE;" + demodata.TABLE_SQL
 
 
 def fresh_table(conn: psycopg.Connection[Any], settings: Settings) -> None:

@@ -34,13 +34,9 @@ INSERT_TICK_S = 0.05  # tickets are inserted in small statements this often
 FINAL = ("classified", "needs_review", "failed")
 STATUSES = ("pending", "claimed", *FINAL)
 
-DEMO_TABLE = """
-CREATE TABLE IF NOT EXISTS tickets (
-    number text PRIMARY KEY,
-    short_description text,
-    description text,
-    causa text
-);
+DEMO_TABLE = (
+    demodata.TABLE_SQL
+    + """
 -- The demo's hidden truth, kept apart so that the worker can never see it.
 CREATE TABLE IF NOT EXISTS causa_demo_truth (
     number text PRIMARY KEY,
@@ -48,6 +44,7 @@ CREATE TABLE IF NOT EXISTS causa_demo_truth (
     run text NOT NULL
 );
 """
+)
 
 SUMMARY = """
 SELECT count(*) AS tickets,

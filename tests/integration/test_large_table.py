@@ -9,6 +9,7 @@ import psycopg
 
 from shared import schema
 from shared.settings import Settings
+from tests.helpers import TABLE_DDL
 
 ROWS = 200_000
 # The writer's longest statement while the migration runs: the column additions take a
@@ -20,11 +21,7 @@ def test_migration_of_200k_rows_never_blocks_a_writer_for_long(
     database_url: str, settings: Settings
 ) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS tickets CASCADE")
-        conn.execute(
-            "CREATE TABLE tickets (number text PRIMARY KEY, short_description text,"
-            " description text, causa text)"
-        )
+        conn.execute(TABLE_DDL)
         schema.migrate(conn, settings, uninstall=True)  # functions other tests left behind
         conn.execute(
             "INSERT INTO tickets SELECT 'N' || g, 'texto ' || g, NULL,"

@@ -11,6 +11,7 @@ import pytest
 
 from shared import schema
 from shared.settings import Settings
+from tests.helpers import TABLE_DDL
 
 ROLES = ("anon", "authenticated", "service_role")
 
@@ -44,11 +45,7 @@ def test_only_the_service_role_may_call_the_queue(
     supabase_roles: psycopg.Connection[Any], settings: Settings
 ) -> None:
     conn = supabase_roles
-    conn.execute("DROP TABLE IF EXISTS tickets CASCADE")
-    conn.execute(
-        "CREATE TABLE tickets (number text PRIMARY KEY, short_description text,"
-        " description text, causa text)"
-    )
+    conn.execute(TABLE_DDL)
     # the migration drops and re-creates nothing: functions made here get the defaults above
     conn.execute(
         "DROP FUNCTION IF EXISTS causa_claim, causa_apply, causa_fail,"

@@ -11,7 +11,7 @@ import pytest
 
 from shared import schema
 from shared.settings import ConfigError
-from tests.helpers import demo_rows, insert, statuses
+from tests.helpers import TABLE_DDL, demo_rows, insert, statuses
 
 
 def claim(
@@ -253,11 +253,7 @@ def test_migration_twice_is_harmless_and_marks_existing_causes_human(
     database_url: str, settings: Any
 ) -> None:
     with psycopg.connect(database_url, autocommit=True) as c:
-        c.execute("DROP TABLE IF EXISTS tickets CASCADE")
-        c.execute(
-            "CREATE TABLE tickets (number text PRIMARY KEY, short_description text,"
-            " description text, causa text)"
-        )
+        c.execute(TABLE_DDL)
         c.execute("INSERT INTO tickets VALUES ('A', 'a', NULL, 'Red'), ('B', 'b', NULL, NULL)")
         schema.migrate(c, settings)
         schema.migrate(c, settings)
@@ -304,11 +300,7 @@ def test_uninstall_removes_what_causa_added_and_nothing_else(
     database_url: str, settings: Any
 ) -> None:
     with psycopg.connect(database_url, autocommit=True) as c:
-        c.execute("DROP TABLE IF EXISTS tickets CASCADE")
-        c.execute(
-            "CREATE TABLE tickets (number text PRIMARY KEY, short_description text,"
-            " description text, causa text)"
-        )
+        c.execute(TABLE_DDL)
         c.execute("CREATE INDEX mine_idx ON tickets (causa)")
         c.execute("INSERT INTO tickets VALUES ('A', 'a', NULL, 'Red'), ('B', 'b', NULL, NULL)")
 
