@@ -94,6 +94,44 @@ class Settings(BaseSettings):
     worker_concurrency: int | None = None  # None: one process per core
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stdout is not a terminal
+    log_file: Path | None = None  # also write JSON lines here, rotated and gzip-compressed
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # rotate the log file at this size
+    log_backups: int = Field(5, ge=0)  # compressed rotated files kept
+    # Another beat may take over this long after the first one died (the single-beat lock).
+    beat_lock_ttl: float = Field(30.0, ge=2)
+    # While the database fails, one probe at most this often (the circuit breaker).
+    breaker_probe_interval: float = Field(10.0, gt=0)
+    # A directory every machine can read (NFS, a shared volume): promotions are published
+    # there and workers copy new models from it, checksum verified. None: models_dir only.
+    model_store: Path | None = None
+
+    # --- monitoring -------------------------------------------------------------------------
+    flower_user: str = "causa"
+    flower_password: SecretStr | None = None  # None: a random one, printed once at start
+    notify_urls: str = Field(  # Apprise URLs, separated by commas or spaces
+        "", validation_alias=AliasChoices("CAUSA_NOTIFY_URLS", "NOTIFY_URLS")
+    )
+    slack_webhook_url: SecretStr | None = Field(None, validation_alias="SLACK_WEBHOOK_URL")
+    discord_webhook_url: SecretStr | None = Field(None, validation_alias="DISCORD_WEBHOOK_URL")
+    telegram_bot_token: SecretStr | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_chat_id: str | None = Field(None, validation_alias="TELEGRAM_CHAT_ID")
+    smtp_host: str | None = Field(None, validation_alias="SMTP_HOST")
+    smtp_port: int = Field(587, validation_alias="SMTP_PORT")
+    smtp_user: str | None = Field(None, validation_alias="SMTP_USER")
+    smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
+    email_from: str | None = Field(None, validation_alias="EMAIL_FROM")
+    email_to: str | None = Field(None, validation_alias="EMAIL_TO")  # commas for several
+    # The same error, or the same alarm, is notified at most once per this many seconds.
+    notify_every: float = Field(900.0, ge=0)
+    # How often beat runs the watch task: stalls, dead letters, worker errors.
+    watch_interval: float = Field(60.0, gt=0)
+    # The alarm that catches every stall: the oldest pending ticket is older than this.
+    stall_after: float = Field(900.0, gt=0)
+    drift_cron: str = "15 * * * *"  # when beat runs the drift report
+    drift_window_hours: float = Field(24.0, gt=0)  # predictions compared with the holdout
+    drift_min_tickets: int = Field(200, ge=1)  # fewer recent predictions: no verdict
+    drift_threshold: float = Field(0.2, gt=0)  # PSI above this is drift (0.1 slight, 0.2 major)
+    drift_retrain: bool = False  # retrain when drift is detected
 
     @field_validator("table")
     @classmethod
@@ -124,12 +162,12 @@ class Settings(BaseSettings):
             )
         return ",".join(names)
 
-    @field_validator("retrain_cron")
+    @field_validator("retrain_cron", "drift_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         if len(value.split()) != 5:
             raise ValueError(
-                f"CAUSA_RETRAIN_CRON={value!r}: give five cron fields, minute hour"
+                f"{value!r} is not a cron expression: give five fields, minute hour"
                 " day-of-month month day-of-week (e.g. '0 2 * * *' for 02:00 every day)"
             )
         return value
@@ -165,6 +203,11 @@ class Settings(BaseSettings):
             for i in range(self.retry_attempts)
         )
         return float(sum(delays))
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold, for the log and Sentry redactors."""
+        values = [getattr(self, name) for name, f in type(self).model_fields.items()]
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
 
     def require_database_url(self) -> str:
         if self.database_url is not None:

@@ -75,6 +75,21 @@ class TicketStore(Protocol):
 
     def labelled(self) -> Iterator[Labelled]: ...
 
+    def requeue(
+        self,
+        statuses: Sequence[str],
+        numbers: Sequence[str] | None = None,
+        model_version: str | None = None,
+    ) -> int: ...
+
+    def activity(self, window: int = 300, failed_since: str | None = None) -> dict[str, Any]: ...
+
+    def recent(self, since: str, limit: int = 10_000) -> list[dict[str, Any]]: ...
+
+    def record_event(self, kind: str, payload: dict[str, Any]) -> None: ...
+
+    def latest_events(self) -> dict[str, Any]: ...
+
 
 def is_pooled(url: str) -> bool:
     return urlsplit(url).port == POOLER_PORT
@@ -156,6 +171,43 @@ class FunctionStore:
             if len(page) < LABEL_PAGE:
                 return
             after = page[-1]["number"]
+
+    def requeue(
+        self,
+        statuses: Sequence[str],
+        numbers: Sequence[str] | None = None,
+        model_version: str | None = None,
+    ) -> int:
+        """Put decided or dead-lettered tickets back in the queue (never a person's label)."""
+        out = self._call(
+            "causa_requeue",
+            {
+                "p_statuses": list(statuses),
+                "p_numbers": list(numbers) if numbers is not None else None,
+                "p_model_version": model_version,
+            },
+        )
+        return int(out["requeued"])
+
+    def activity(self, window: int = 300, failed_since: str | None = None) -> dict[str, Any]:
+        """Oldest pending age, decisions in the last `window` s, dead letters since then."""
+        out: dict[str, Any] = self._call(
+            "causa_activity", {"p_window": window, "p_failed_since": failed_since}
+        )
+        return out
+
+    def recent(self, since: str, limit: int = 10_000) -> list[dict[str, Any]]:
+        """The model's decisions since an ISO time, newest first (for the drift report)."""
+        out: list[dict[str, Any]] = self._call("causa_recent", {"p_since": since, "p_limit": limit})
+        return out
+
+    def record_event(self, kind: str, payload: dict[str, Any]) -> None:
+        self._call("causa_record_event", {"p_kind": kind, "p_payload": payload})
+
+    def latest_events(self) -> dict[str, Any]:
+        """{kind: {at, payload}}: the newest training decision, drift report, admin action."""
+        out: dict[str, Any] = self._call("causa_latest_events", {})
+        return out
 
 
 class PostgresStore(FunctionStore):

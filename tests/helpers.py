@@ -17,7 +17,7 @@ from training import bootstrap, dataset
 
 T = TypeVar("T")
 
-TABLE_DDL = "DROP TABLE IF EXISTS tickets CASCADE;" + demodata.TABLE_SQL
+TABLE_DDL = "DROP TABLE IF EXISTS tickets, causa_events CASCADE;" + demodata.TABLE_SQL
 
 
 def fresh_table(conn: psycopg.Connection[Any], settings: Settings) -> None:

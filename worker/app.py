@@ -81,15 +81,10 @@ def make_app(settings: Settings) -> Celery:
 app = make_app(runtime.settings())
 
 
-def _secrets(settings: Settings) -> list[str]:
-    values = [settings.database_url, settings.redis_url, settings.supabase_key, settings.sentry_dsn]
-    return [v.get_secret_value() for v in values if v is not None]
-
-
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     s = runtime.settings()
-    logs.configure(level=s.log_level, json=s.log_json, secrets=_secrets(s))
+    logs.configure(level=s.log_level, json=s.log_json, secrets=s.secret_values())
 
 
 @signals.worker_process_init.connect

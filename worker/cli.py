@@ -27,7 +27,7 @@ SCHEDULE_FILE = "celerybeat-schedule"
 
 def _settings() -> Settings:
     s = load_settings()
-    logs.configure(level=s.log_level, json=s.log_json)
+    logs.configure(level=s.log_level, json=s.log_json, secrets=s.secret_values())
     return s
 
 

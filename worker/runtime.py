@@ -8,8 +8,10 @@ import os
 import socket
 from dataclasses import dataclass
 
+import redis
 import structlog
 
+from shared.notify import Notifier
 from shared.settings import Settings, load_settings
 from shared.store import TicketStore, make_store
 from worker.model_holder import ModelHolder
@@ -23,6 +25,8 @@ class Runtime:
     store: TicketStore
     models: ModelHolder
     worker: str  # who claims: host and process, shown in claimed_by
+    redis: redis.Redis  # the broker's Redis: locks, the circuit breaker, notification throttles
+    notifier: Notifier
 
 
 @functools.cache
@@ -35,11 +39,14 @@ def runtime() -> Runtime:
     s = settings()
     if s.database_url is not None and s.supabase_url:
         log.info("DATABASE_URL and SUPABASE_URL are both set: using the direct connection")
+    client = redis.Redis.from_url(s.require_redis_url(), socket_timeout=5, socket_connect_timeout=5)
     return Runtime(
         settings=s,
         store=make_store(s),
         models=ModelHolder(s.models_dir),
         worker=f"{socket.gethostname()}:{os.getpid()}",
+        redis=client,
+        notifier=Notifier(s, client),
     )
 
 

@@ -133,6 +133,7 @@ DECLARE
 BEGIN
     UPDATE "tickets" AS t
        SET classification_status = 'failed', claim_token = NULL, claimed_until = NULL,
+           classified_at = v_now,
            last_error = format('the lease expired %s times: the worker died or timed out on this'
                                ' ticket every time', t.attempts)
      WHERE t.ctid IN (SELECT s.ctid FROM "tickets" AS s
@@ -243,6 +244,8 @@ BEGIN
         UPDATE "tickets" AS t
            SET classification_status = CASE WHEN t.attempts >= p_max_attempts
                                             THEN 'failed' ELSE 'pending' END,
+               classified_at = CASE WHEN t.attempts >= p_max_attempts
+                                    THEN clock_timestamp() END,
                last_error = r.error,
                claim_token = NULL,
                claimed_until = NULL
@@ -301,6 +304,115 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 
+-- Operator replay: put tickets back in the queue. Only tickets the model decided or gave up
+-- on (classified, needs_review, failed; never a person's label, never one in flight), among
+-- p_statuses (a JSON array), only p_numbers when given, only those written by
+-- p_model_version when given. A cause the model wrote is cleared; attempts start again.
+-- Running it twice requeues nothing more. Returns {requeued}.
+CREATE OR REPLACE FUNCTION causa_requeue(
+    p_statuses jsonb,
+    p_numbers jsonb DEFAULT NULL,
+    p_model_version text DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_requeued integer;
+BEGIN
+    PERFORM set_config('causa.applying', 'on', true);
+    UPDATE "tickets" AS t
+       SET "causa" = CASE WHEN t.causa_source = 'model' THEN NULL ELSE t."causa" END,
+           causa_source = NULL,
+           classification_status = 'pending',
+           attempts = 0,
+           claim_token = NULL,
+           claimed_until = NULL,
+           classified_at = NULL
+     WHERE t.classification_status IN (SELECT jsonb_array_elements_text(p_statuses))
+       AND t.classification_status IN ('classified', 'needs_review', 'failed')
+       AND t.causa_source IS DISTINCT FROM 'human'
+       AND (p_numbers IS NULL OR t."number"::text IN (SELECT jsonb_array_elements_text(p_numbers)))
+       AND (p_model_version IS NULL OR t.model_version = p_model_version);
+    GET DIAGNOSTICS v_requeued = ROW_COUNT;
+    PERFORM set_config('causa.applying', 'off', true);
+    RETURN jsonb_build_object('requeued', v_requeued);
+END $$;
+
+
+-- What `causa status` and the watch task need beyond the counts: the age of the oldest
+-- pending ticket (the alarm that catches every stall), decisions in the last p_window
+-- seconds, and the tickets dead-lettered since p_failed_since (count and a few examples).
+CREATE OR REPLACE FUNCTION causa_activity(
+    p_window integer DEFAULT 300,
+    p_failed_since timestamptz DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'oldest_pending_s',
+            (SELECT extract(epoch FROM clock_timestamp() - min(received_at))::real
+               FROM "tickets" WHERE classification_status IN ('pending', 'claimed')),
+        'decided_recently',
+            (SELECT count(*) FROM "tickets"
+              WHERE classification_status IN ('classified', 'needs_review')
+                AND classified_at >= clock_timestamp() - make_interval(secs => p_window)),
+        'dead_lettered',
+            (SELECT count(*) FROM "tickets"
+              WHERE classification_status = 'failed'
+                AND classified_at >= coalesce(p_failed_since, '-infinity')),
+        'dead_letter_examples',
+            (SELECT coalesce(jsonb_agg(jsonb_build_object('number', f.number, 'error', f.error)),
+                             '[]'::jsonb)
+               FROM (SELECT "number"::text AS number, last_error AS error FROM "tickets"
+                      WHERE classification_status = 'failed'
+                        AND classified_at >= coalesce(p_failed_since, '-infinity')
+                      ORDER BY classified_at DESC LIMIT 5) AS f))
+$$;
+
+
+-- The model's recent decisions, newest first, for the drift report: text, predicted cause,
+-- confidence and status of tickets decided since p_since.
+CREATE OR REPLACE FUNCTION causa_recent(p_since timestamptz, p_limit integer DEFAULT 10000)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb)
+      FROM (SELECT concat_ws(' ', t."short_description", t."description") AS text, t.causa_predicted AS predicted,
+                   t.causa_confidence AS confidence, t.classification_status AS status,
+                   t.model_version
+              FROM "tickets" AS t
+             WHERE t.classification_status IN ('classified', 'needs_review')
+               AND t.classified_at >= p_since
+             ORDER BY t.classified_at DESC
+             LIMIT p_limit) AS r
+$$;
+
+
+-- causa's own record of what happened: training decisions, drift reports, admin actions.
+-- Row level security with no policy: only the service role (and the owner) can read it.
+CREATE TABLE IF NOT EXISTS causa_events (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    kind text NOT NULL,
+    payload jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+CREATE INDEX IF NOT EXISTS causa_events_kind_idx ON causa_events (kind, at DESC);
+ALTER TABLE causa_events ENABLE ROW LEVEL SECURITY;
+
+CREATE OR REPLACE FUNCTION causa_record_event(p_kind text, p_payload jsonb)
+RETURNS jsonb
+LANGUAGE sql AS $$
+    INSERT INTO causa_events (kind, payload) VALUES (p_kind, p_payload)
+    RETURNING jsonb_build_object('id', id, 'at', at)
+$$;
+
+-- The newest event of each kind: {kind: {at, payload}}.
+CREATE OR REPLACE FUNCTION causa_latest_events() RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_object_agg(e.kind, jsonb_build_object('at', e.at, 'payload', e.payload)),
+                    '{}'::jsonb)
+      FROM (SELECT DISTINCT ON (kind) kind, at, payload FROM causa_events
+             ORDER BY kind, at DESC, id DESC) AS e
+$$;
+
+
 -- Only the service role may call the queue functions. Supabase's default privileges grant
 -- EXECUTE on new functions to anon and authenticated, so revoking from PUBLIC is not enough:
 -- revoke from those roles by name, where they exist (on a plain PostgreSQL they do not).
@@ -315,7 +427,12 @@ BEGIN
         'causa_fail(jsonb, integer)',
         'causa_pending_count(timestamptz)',
         'causa_status_counts()',
-        'causa_labelled(text, integer)'
+        'causa_labelled(text, integer)',
+        'causa_requeue(jsonb, jsonb, text)',
+        'causa_activity(integer, timestamptz)',
+        'causa_recent(timestamptz, integer)',
+        'causa_record_event(text, jsonb)',
+        'causa_latest_events()'
     ] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
