@@ -24,6 +24,10 @@ Status = Literal["classified", "needs_review"]
 # Supabase's transaction pooler (and PgBouncer in transaction mode) listens here; it cannot
 # keep prepared statements across transactions.
 POOLER_PORT = 6543
+# A database that does not answer within these is down for this attempt: the retry policy
+# and the circuit breaker take it from there (the pool's own default wait is 30 s).
+CONNECT_TIMEOUT_S = 5
+POOL_WAIT_S = 5.0
 LABEL_PAGE = 5000  # rows per page when reading labelled tickets for training
 
 
@@ -222,11 +226,17 @@ class PostgresStore(FunctionStore):
     @property
     def pool(self) -> ConnectionPool[Any]:
         if self._pool is None:
-            kwargs: dict[str, Any] = {"autocommit": True}
+            kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S}
             if is_pooled(self._url):
                 kwargs["prepare_threshold"] = None
             self._pool = ConnectionPool(
-                self._url, min_size=1, max_size=self._max, kwargs=kwargs, open=True, name="causa"
+                self._url,
+                min_size=1,
+                max_size=self._max,
+                kwargs=kwargs,
+                open=True,
+                name="causa",
+                timeout=POOL_WAIT_S,
             )
         return self._pool
 

@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import structlog
 from amqp.exceptions import ChannelError
 
+from shared.breaker import Breaker
 from shared.classify import classify_batch
+from shared.retry import is_transient
 from worker.app import QUEUE, app
 from worker.runtime import runtime
+
+log = structlog.get_logger("causa.classify")
 
 # Beat enqueues at most this many tasks per poll, so a huge backlog fills the queue in steps
 # instead of one burst; the next poll tops it up.
 MAX_ENQUEUE_PER_POLL = 500
+
+
+@contextmanager
+def guarded(breaker: Breaker) -> Iterator[None]:
+    """Report the outcome of a database call to the breaker: a transient failure (after its
+    retries) opens it, a success closes it."""
+    try:
+        yield
+    except Exception as exc:
+        if is_transient(exc):
+            breaker.failure(exc)
+        raise
+    breaker.success()
 
 
 @app.task(name="tasks.classify.classify_pending")
@@ -20,14 +41,17 @@ def classify_pending(
     limit: int | None = None, numbers: list[str] | None = None
 ) -> dict[str, object]:
     rt = runtime()
-    return classify_batch(
-        rt.store,
-        rt.models,
-        rt.settings,
-        worker=rt.worker,
-        limit=limit or rt.settings.batch_size,
-        numbers=numbers,
-    )
+    if rt.breaker.is_open():  # the probe (poll_pending) will enqueue again once it is back
+        return {"claimed": 0, "skipped": "the database is unreachable"}
+    with guarded(rt.breaker):
+        return classify_batch(
+            rt.store,
+            rt.models,
+            rt.settings,
+            worker=rt.worker,
+            limit=limit or rt.settings.batch_size,
+            numbers=numbers,
+        )
 
 
 def queued_tasks() -> int:
@@ -53,7 +77,20 @@ def enqueue(pending: int, retry: int = 0) -> int:
 
 
 @app.task(name="tasks.classify.poll_pending")
-def poll_pending() -> dict[str, int]:
-    """Beat's safety net: cover the backlog (missed events, expired leases) with tasks."""
-    counts = runtime().store.pending_count()
+def poll_pending() -> dict[str, Any]:
+    """Beat's safety net: cover the backlog (missed events, expired leases) with tasks.
+    While the database fails, only the poll that wins the probe touches it."""
+    rt = runtime()
+    if not rt.breaker.allow():
+        return {"enqueued": 0, "skipped": "the database is unreachable; another poll probes"}
+    try:
+        with guarded(rt.breaker):
+            counts = rt.store.pending_count()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning(
+            "poll failed: the database is unreachable", error=f"{type(exc).__name__}: {exc}"
+        )
+        return {"enqueued": 0, "skipped": "the database is unreachable"}
     return {**counts, "enqueued": enqueue(counts["pending"], counts["retry"])}

@@ -159,3 +159,18 @@ def model(models_dir: Path, model_cache: Path) -> Path:
     from tests.helpers import install_model
 
     return install_model(models_dir, model_cache)
+
+
+@pytest.fixture
+def rt(conn: psycopg.Connection[Any], redis_url: str, models_dir: Path, monkeypatch: Any) -> Any:
+    """The process runtime (store, Redis, notifier, breaker) built from the suite's settings,
+    as a task in a worker would see it; forgotten after the test."""
+    from worker import runtime
+
+    monkeypatch.setenv("CAUSA_MODELS_DIR", str(models_dir))
+    runtime.settings.cache_clear()
+    runtime.reset()
+    yield runtime.runtime()
+    runtime.runtime().store.close()
+    runtime.settings.cache_clear()
+    runtime.reset()

@@ -11,12 +11,16 @@ from dataclasses import dataclass
 import redis
 import structlog
 
+from shared.breaker import Breaker
 from shared.notify import Notifier
 from shared.settings import Settings, load_settings
 from shared.store import TicketStore, make_store
 from worker.model_holder import ModelHolder
 
 log = structlog.get_logger("causa.runtime")
+# Locks, the breaker and throttles are small calls: a Redis that does not answer in this
+# long is treated as down.
+REDIS_TIMEOUT_S = 5
 
 
 @dataclass
@@ -27,6 +31,7 @@ class Runtime:
     worker: str  # who claims: host and process, shown in claimed_by
     redis: redis.Redis  # the broker's Redis: locks, the circuit breaker, notification throttles
     notifier: Notifier
+    breaker: Breaker  # holds batches back while the database fails
 
 
 @functools.cache
@@ -39,14 +44,20 @@ def runtime() -> Runtime:
     s = settings()
     if s.database_url is not None and s.supabase_url:
         log.info("DATABASE_URL and SUPABASE_URL are both set: using the direct connection")
-    client = redis.Redis.from_url(s.require_redis_url(), socket_timeout=5, socket_connect_timeout=5)
+    client = redis.Redis.from_url(
+        s.require_redis_url(),
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+    )
+    notifier = Notifier(s, client)
     return Runtime(
         settings=s,
         store=make_store(s),
         models=ModelHolder(s.models_dir),
         worker=f"{socket.gethostname()}:{os.getpid()}",
         redis=client,
-        notifier=Notifier(s, client),
+        notifier=notifier,
+        breaker=Breaker(client, notifier, probe_interval=s.breaker_probe_interval),
     )
 
 

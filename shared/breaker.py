@@ -1,0 +1,90 @@
+"""A circuit breaker for the database, shared by every process through Redis.
+
+While the database fails, new batches are not enqueued and queued ones do not claim: one
+probe at a time (at most one per `breaker_probe_interval`) checks whether it is back, instead
+of every task piling up its own retries. Opening and closing are each notified once.
+Without Redis there is nothing to share: the breaker lets everything through.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+import structlog
+
+from shared.notify import Notifier
+
+log = structlog.get_logger("causa.breaker")
+OPEN = "causa:breaker:{name}:open"
+PROBE = "causa:breaker:{name}:probe"
+# The open state lasts this long without a new failure, so that a breaker whose every
+# process died cannot stay open forever; a failing probe renews it.
+OPEN_TTL_S = 3600
+
+
+class Breaker:
+    def __init__(
+        self, client: Any, notifier: Notifier, *, probe_interval: float, name: str = "database"
+    ) -> None:
+        self.redis = client
+        self.notifier = notifier
+        self.probe_interval = probe_interval
+        self.name = name
+        self._open, self._probe = OPEN.format(name=name), PROBE.format(name=name)
+
+    def allow(self) -> bool:
+        """True when the call may go ahead: the breaker is closed, or this caller won the
+        right to probe (one per probe interval, across every process)."""
+        try:
+            if not self.redis.exists(self._open):
+                return True
+            return bool(
+                self.redis.set(self._probe, "1", nx=True, px=int(self.probe_interval * 1000))
+            )
+        except redis.RedisError:
+            return True
+
+    def is_open(self) -> bool:
+        try:
+            return bool(self.redis.exists(self._open))
+        except redis.RedisError:
+            return False
+
+    def failure(self, exc: BaseException) -> None:
+        """The database failed (after the retries of one call): open, or stay open."""
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        state = json.dumps({"since": time.time(), "error": error})
+        try:
+            opened = self.redis.set(self._open, state, nx=True, ex=OPEN_TTL_S)
+            if not opened:
+                self.redis.expire(self._open, OPEN_TTL_S)
+        except redis.RedisError:
+            return
+        if opened:
+            log.error("circuit open: the database is unreachable", breaker=self.name, error=error)
+            self.notifier.send(
+                f"{self.name} unreachable",
+                f"causa: the {self.name} is unreachable",
+                f"{error}\nNew batches are held back; one probe every"
+                f" {self.probe_interval:g} s checks whether it is back.",
+                level="failure",
+            )
+
+    def success(self) -> None:
+        """The database answered: close (the one process that closes it notifies)."""
+        try:
+            state = self.redis.getdel(self._open)
+        except redis.RedisError:
+            return
+        if state is not None:
+            since = json.loads(state)["since"]
+            log.info("circuit closed: the database answers again", breaker=self.name)
+            self.notifier.send(
+                f"{self.name} recovered",
+                f"causa: the {self.name} is back",
+                f"unreachable for {time.time() - since:.0f} s; the backlog drains now.",
+                level="success",
+            )

@@ -1,0 +1,139 @@
+"""Admin tasks on real PostgreSQL and Redis: each does its job once and records who asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import redis
+from typer.testing import CliRunner
+
+from shared.classify import classify_batch
+from tasks import admin
+from tasks.training import TRAINING_LOCK
+from tests.helpers import demo_rows, insert, statuses
+from training import registry
+
+
+def run(task: Any, **kwargs: Any) -> dict[str, Any]:
+    """The task executed here, as a worker would execute it."""
+    result: dict[str, Any] = task.apply(kwargs=kwargs, throw=True).get()
+    return result
+
+
+def classify_all(rt: Any) -> None:
+    while classify_batch(rt.store, rt.models, rt.settings, worker="t", limit=1000)["claimed"]:
+        pass
+
+
+def test_reclassify_by_model_version_requeues_only_that_models_decisions(
+    conn: psycopg.Connection[Any], rt: Any, model: Any, redis_url: str
+) -> None:
+    # given 60 tickets decided by the model in service, one relabelled by a person, and 5 new
+    insert(conn, demo_rows(60))
+    classify_all(rt)
+    conn.execute("UPDATE tickets SET causa = 'Red' WHERE number = 'T000000'")
+    insert(conn, demo_rows(5, prefix="N"))
+    version = registry.read_manifest(rt.settings.models_dir).version  # type: ignore[union-attr]
+
+    # when an operator asks to reclassify what that version decided, twice
+    first = run(admin.reclassify, model_version=version, triggered_by="test: alice")
+    second = run(admin.reclassify, model_version=version, triggered_by="test: alice")
+
+    # then the 59 model decisions are pending again (their model causes cleared), once
+    assert first["requeued"] == 59 and first["enqueued"] >= 1
+    assert second["requeued"] == 0
+    assert statuses(conn) == {"pending": 64, "labelled": 1}
+    assert conn.execute(
+        "SELECT count(*) FROM tickets WHERE classification_status = 'pending' AND causa IS NOT NULL"
+    ).fetchone() == (0,)
+    assert redis.Redis.from_url(redis_url).llen("causa") >= 1, "tasks were enqueued"
+    event = rt.store.latest_events()["admin"]["payload"]
+    assert event["task"] == "reclassify" and event["triggered_by"] == "test: alice"
+
+
+def test_reclassify_needs_numbers_or_a_version(rt: Any) -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="numbers or model_version"):
+        run(admin.reclassify, triggered_by="test")
+
+
+def test_requeue_failed_replays_the_dead_letter_with_fresh_attempts(
+    conn: psycopg.Connection[Any], rt: Any, model: Any
+) -> None:
+    insert(conn, demo_rows(4))
+    conn.execute(
+        "UPDATE tickets SET classification_status = 'failed', attempts = 3,"
+        " last_error = 'boom' WHERE number IN ('T000000', 'T000001', 'T000002')"
+    )
+    assert run(admin.requeue_failed, numbers=["T000000"], triggered_by="t")["requeued"] == 1
+    assert run(admin.requeue_failed, triggered_by="t")["requeued"] == 2
+    assert run(admin.requeue_failed, triggered_by="t")["requeued"] == 0
+    rows = conn.execute("SELECT DISTINCT classification_status, attempts FROM tickets").fetchall()
+    assert rows == [("pending", 0)]
+    classify_all(rt)
+    assert set(statuses(conn)) <= {"classified", "needs_review"}
+
+
+def test_requeue_never_touches_tickets_in_flight(conn: psycopg.Connection[Any], rt: Any) -> None:
+    insert(conn, demo_rows(3))
+    claimed = rt.store.claim("someone", 3)
+    assert len(claimed) == 3
+    assert rt.store.requeue(["classified", "needs_review", "failed"]) == 0
+    assert statuses(conn) == {"claimed": 3}
+
+
+def test_rollback_happens_once_however_often_it_is_asked(rt: Any, model: Any) -> None:
+    # given two models: the fixture's, then a second one promoted over it
+    first = registry.load_current(rt.settings.models_dir)
+    second = registry.promote(
+        rt.settings.models_dir,
+        first.pipeline,
+        classes=first.classes,
+        n_train=1,
+        metrics={"macro_f1": 0.1},
+        decision="test",
+    )
+    assert second.version != first.version
+    # when the same rollback request arrives twice (a double click, a redelivery)
+    once = run(admin.rollback, replacing=second.version, triggered_by="t")
+    twice = run(admin.rollback, replacing=second.version, triggered_by="t")
+    # then the first model is in service and the second request changed nothing
+    assert once["version"] == first.version
+    assert twice["decision"].startswith("unchanged")
+    assert registry.read_manifest(rt.settings.models_dir).version == first.version  # type: ignore[union-attr]
+    assert rt.store.latest_events()["rollback"]["payload"]["replaced"] == second.version
+
+
+def test_purge_backups_keeps_the_newest(rt: Any, model: Any) -> None:
+    current = registry.load_current(rt.settings.models_dir)
+    for i in range(3):
+        registry.promote(
+            rt.settings.models_dir, current.pipeline, classes=current.classes, n_train=i + 2
+        )
+    assert len(run(admin.purge_backups, keep=1, triggered_by="t")["removed"]) == 2
+    assert run(admin.purge_backups, keep=1, triggered_by="t")["removed"] == []
+    assert [k for k, _ in registry.list_models(rt.settings.models_dir)] == ["current", "backup"]
+
+
+def test_a_second_training_is_skipped_while_one_runs(rt: Any) -> None:
+    lock = rt.redis.lock(TRAINING_LOCK, timeout=60)
+    assert lock.acquire(blocking=False)
+    try:
+        assert run(admin.retrain, triggered_by="t")["decision"] == "skipped"
+    finally:
+        lock.release()
+
+
+def test_causa_admin_runs_the_task_and_prints_its_result(
+    conn: psycopg.Connection[Any], rt: Any
+) -> None:
+    from worker.cli import app
+
+    insert(conn, demo_rows(2))
+    conn.execute("UPDATE tickets SET classification_status = 'failed' WHERE number = 'T000001'")
+    result = CliRunner().invoke(app, ["admin", "requeue-failed"])
+    assert result.exit_code == 0, result.output
+    assert '"requeued": 1' in result.stdout
+    assert rt.store.latest_events()["admin"]["payload"]["triggered_by"].startswith("causa admin")
