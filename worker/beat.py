@@ -31,7 +31,7 @@ class LockedScheduler(PersistentScheduler):  # type: ignore[misc]
         self.ttl = rt.settings.beat_lock_ttl
         self.notifier = rt.notifier
         self.lock = rt.redis.lock(LOCK_KEY, timeout=self.ttl, blocking=False, thread_local=False)
-        self.holding = False
+        self.holding: bool | None = None  # None: not tried yet
         self.broker_down = False
         self.me = f"{socket.gethostname()}:{os.getpid()}"
         super().__init__(*args, **kwargs)
@@ -47,7 +47,7 @@ class LockedScheduler(PersistentScheduler):  # type: ignore[misc]
             held = False
         else:
             self._broker(down=False)
-        if held != self.holding:
+        if bool(held) is not self.holding:
             if held:
                 log.info("beat lock acquired: this beat schedules", beat=self.me)
             else:

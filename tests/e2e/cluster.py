@@ -60,14 +60,17 @@ def cluster(
     full_env = {k: v for k, v in full_env.items() if v != ""}
     args = {
         "worker": ["worker", "--concurrency", "2"],
-        "beat": ["beat", "--schedule", str(logdir / "celerybeat-schedule")],
+        "beat": ["beat"],
         "listener": ["listen"],
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in names:
             kind = name.rstrip("0123456789")
-            extra = ["--name", f"{name}@%h"] if kind == "worker" else []
+            extra = {
+                "worker": ["--name", f"{name}@%h"],
+                "beat": ["--schedule", str(logdir / f"{name}-schedule")],
+            }.get(kind, [])
             procs[name] = processes.start(name, args[kind] + extra, full_env, logdir)
         processes.wait_ready(logdir, procs)
         yield procs
