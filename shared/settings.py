@@ -188,6 +188,12 @@ class Settings(BaseSettings):
         return self.text_columns.split(",")
 
     @property
+    def registry_dir(self) -> Path:
+        """Where models are promoted, rolled back and listed: the shared model store when
+        there is one; workers serve a verified copy of it from models_dir."""
+        return self.model_store or self.models_dir
+
+    @property
     def services_env(self) -> Path:
         return self.home / "services.env"
 

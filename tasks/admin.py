@@ -95,5 +95,5 @@ def drift_report(*, triggered_by: str) -> dict[str, Any]:
 def purge_backups(*, triggered_by: str, keep: int | None = None) -> dict[str, Any]:
     """Delete all but the newest `keep` model backups (default CAUSA_KEEP_BACKUPS)."""
     s = runtime().settings
-    removed = registry.prune_backups(s.models_dir, s.keep_backups if keep is None else keep)
+    removed = registry.prune_backups(s.registry_dir, s.keep_backups if keep is None else keep)
     return {"removed": removed}

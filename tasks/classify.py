@@ -24,14 +24,14 @@ MAX_ENQUEUE_PER_POLL = 500
 
 
 @contextmanager
-def guarded(breaker: Breaker) -> Iterator[None]:
+def guarded(breaker: Breaker, *, probe: bool = False) -> Iterator[None]:
     """Report the outcome of a database call to the breaker: a transient failure (after its
     retries) opens it, a success closes it."""
     try:
         yield
     except Exception as exc:
         if is_transient(exc):
-            breaker.failure(exc)
+            breaker.failure(exc, probe=probe)
         raise
     breaker.success()
 
@@ -81,10 +81,12 @@ def poll_pending() -> dict[str, Any]:
     """Beat's safety net: cover the backlog (missed events, expired leases) with tasks.
     While the database fails, only the poll that wins the probe touches it."""
     rt = runtime()
-    if not rt.breaker.allow():
+    # A probe holds its right until it ends, at most as long as a task may run.
+    allowed = rt.breaker.allow(hold=rt.settings.task_time_limit)
+    if allowed is None:
         return {"enqueued": 0, "skipped": "the database is unreachable; another poll probes"}
     try:
-        with guarded(rt.breaker):
+        with guarded(rt.breaker, probe=allowed == "probe"):
             counts = rt.store.pending_count()
     except Exception as exc:
         if not is_transient(exc):

@@ -73,13 +73,15 @@ def roll_back(version: str | None, replacing: str | None, trigger: str) -> dict[
     """Put a backup back in service. With `replacing`, only while that version is still in
     service: a repeated request changes nothing."""
     rt = runtime()
-    current = registry.read_manifest(rt.settings.models_dir)
+    current = registry.read_manifest(rt.settings.registry_dir)
     in_service = current.version if current else None
     if (replacing is not None and in_service != replacing) or (
         version is not None and in_service == version
     ):
         return {"version": in_service, "decision": "unchanged: already rolled back"}
-    info = registry.rollback(rt.settings.models_dir, version, keep_backups=rt.settings.keep_backups)
+    info = registry.rollback(
+        rt.settings.registry_dir, version, keep_backups=rt.settings.keep_backups
+    )
     result = {"version": info.version, "replaced": in_service, "decision": info.decision}
     rt.store.record_event("rollback", {"trigger": trigger, **result})
     rt.notifier.send(

@@ -60,6 +60,9 @@ class ModelInfo:
     thresholds: dict[str, float] = field(default_factory=dict)
     libraries: dict[str, str] = field(default_factory=library_versions)
     decision: str = "bootstrap"
+    # The model's behaviour on its holdout (training.drift.reference), what the drift report
+    # compares recent decisions with; empty for models promoted before drift monitoring.
+    reference: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelInfo:
@@ -168,7 +171,7 @@ def _fsync_dir(path: Path) -> None:
 
 def write_manifest(models_dir: Path, info: ModelInfo) -> None:
     """Replace the manifest atomically: readers see the old one or the new one, never half."""
-    tmp = models_dir / f".{MANIFEST}.tmp"
+    tmp = models_dir / f".{MANIFEST}.{os.getpid()}.tmp"  # several processes may write at once
     _fsync_write(tmp, json.dumps(asdict(info), indent=2).encode())
     os.replace(tmp, models_dir / MANIFEST)
     _fsync_dir(models_dir)
@@ -189,6 +192,7 @@ def promote(
     thresholds: dict[str, float] | None = None,
     decision: str = "bootstrap",
     keep_backups: int = DEFAULT_KEEP_BACKUPS,
+    reference: dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Make `pipeline` the current model; the one it replaces becomes a backup."""
     data = sio.dumps(pipeline)
@@ -210,6 +214,7 @@ def promote(
         metrics=metrics or {},
         thresholds=thresholds or {},
         decision=decision,
+        reference=reference or {},
     )
     write_manifest(models_dir, info)
     # Keep the file just replaced: a worker may have read the old manifest a moment ago.
@@ -217,7 +222,7 @@ def promote(
     for old in current.glob("*.skops"):
         if old.name not in keep:
             old.unlink()
-    _prune_backups(models_dir / "backups", keep_backups)
+    prune_backups(models_dir, keep_backups)
     return info
 
 
@@ -231,12 +236,16 @@ def _back_up(models_dir: Path, info: ModelInfo | None) -> None:
     (backup / MANIFEST).write_text(json.dumps(asdict(info), indent=2))
 
 
-def _prune_backups(backups: Path, keep: int) -> None:
+def prune_backups(models_dir: Path, keep: int) -> list[str]:
+    """Delete all but the newest `keep` backups; the versions deleted."""
+    backups = models_dir / "backups"
     if not backups.exists():
-        return
+        return []
     versions = sorted(p for p in backups.iterdir() if p.is_dir())
-    for old in versions[: max(0, len(versions) - keep)]:
+    removed = versions[: max(0, len(versions) - keep)]
+    for old in removed:
         shutil.rmtree(old)
+    return [p.name for p in removed]
 
 
 def list_models(models_dir: Path) -> list[tuple[str, ModelInfo]]:
@@ -284,5 +293,5 @@ def rollback(
     _back_up(models_dir, read_manifest(models_dir))
     restored = ModelInfo(**{**asdict(chosen), "decision": f"rollback to {chosen.version}"})
     write_manifest(models_dir, restored)
-    _prune_backups(models_dir / "backups", keep_backups)
+    prune_backups(models_dir, keep_backups)
     return restored

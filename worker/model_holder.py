@@ -14,7 +14,7 @@ from pathlib import Path
 
 import structlog
 
-from training import registry
+from training import model_store, registry
 from training.registry import LoadedModel, ModelError
 
 log = structlog.get_logger("causa.model")
@@ -23,22 +23,42 @@ log = structlog.get_logger("causa.model")
 RETRY_FAILED_LOAD_S = 10.0
 
 
+def _stamp(directory: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(directory / registry.MANIFEST)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 class ModelHolder:
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, models_dir: Path, store: Path | None = None) -> None:
         self.models_dir = models_dir
+        self.store = store  # the shared model store, copied to models_dir when it changes
         self._model: LoadedModel | None = None
         self._seen: tuple[int, int, int] | None = None
+        self._store_seen: tuple[int, int, int] | None = None
         self._retry_at = 0.0
 
-    def _stamp(self) -> tuple[int, int, int] | None:
+    def _pull(self) -> None:
+        """Copy a new model from the shared store (a stat per batch; a copy when it changed)."""
+        assert self.store is not None
+        stamp = _stamp(self.store)
+        if stamp == self._store_seen:
+            return
         try:
-            st = os.stat(self.models_dir / registry.MANIFEST)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+            model_store.sync(self.store, self.models_dir)
+        except OSError as exc:  # the mount is away for a moment: try again next batch
+            log.error("model store unreadable", error=str(exc), store=str(self.store))
+            return
+        except ModelError as exc:  # a bad copy: not again until the store changes
+            log.error("model not copied from the store", error=str(exc), store=str(self.store))
+        self._store_seen = stamp
 
     def get(self) -> LoadedModel | None:
-        stamp = self._stamp()
+        if self.store is not None:
+            self._pull()
+        stamp = _stamp(self.models_dir)
         if stamp == self._seen and (self._model is not None or time.monotonic() < self._retry_at):
             return self._model
         self._seen = stamp

@@ -53,7 +53,7 @@ def runtime() -> Runtime:
     return Runtime(
         settings=s,
         store=make_store(s),
-        models=ModelHolder(s.models_dir),
+        models=ModelHolder(s.models_dir, s.model_store),
         worker=f"{socket.gethostname()}:{os.getpid()}",
         redis=client,
         notifier=notifier,

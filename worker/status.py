@@ -40,7 +40,7 @@ def gather(settings: Settings, store: FunctionStore) -> dict[str, Any]:
         "classified_last_5_min": activity["decided_recently"],
         "rate_per_s": round(activity["decided_recently"] / RECENT_WINDOW_S, 2),
     }
-    info = registry.read_manifest(settings.models_dir)
+    info = registry.read_manifest(settings.registry_dir)
     report["model"] = (
         {
             "version": info.version,

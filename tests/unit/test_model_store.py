@@ -1,0 +1,62 @@
+"""The shared model store: workers copy a new model from it, checksum verified."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import structlog
+
+from training import model_store, registry
+from training.registry import ModelError
+from worker.model_holder import ModelHolder
+
+
+def promote_again(store: Path) -> registry.ModelInfo:
+    current = registry.load_current(store)
+    return registry.promote(
+        store, current.pipeline, classes=current.classes, n_train=current.info.n_train + 1
+    )
+
+
+def test_a_worker_serves_what_is_promoted_in_the_store(model: Path, tmp_path: Path) -> None:
+    # given the registry in a shared store and a worker with an empty local directory
+    store, local = model, tmp_path / "local"
+    holder = ModelHolder(local, store)
+    first = holder.get()
+    assert first is not None and first.version == registry.read_manifest(store).version  # type: ignore[union-attr]
+    assert registry.read_manifest(local) == registry.read_manifest(store)
+
+    # when a training on another machine promotes a new model into the store
+    newer = promote_again(store)
+
+    # then the worker's next batch runs on it, from its own verified copy
+    served = holder.get()
+    assert served is not None and served.version == newer.version
+    assert (local / newer.file).read_bytes() == (store / newer.file).read_bytes()
+
+
+def test_a_copy_that_does_not_match_the_checksum_is_not_installed(
+    model: Path, tmp_path: Path
+) -> None:
+    store, local = model, tmp_path / "local"
+    holder = ModelHolder(local, store)
+    before = holder.get()
+    assert before is not None
+    newer = promote_again(store)
+    data = (store / newer.file).read_bytes()
+    (store / newer.file).write_bytes(data[:-10] + b"0123456789")
+
+    with pytest.raises(ModelError, match="not installed"):
+        model_store.sync(store, local)
+    with structlog.testing.capture_logs() as logs:
+        assert holder.get() is before, "the model in service stays"
+    assert any(e["event"] == "model not copied from the store" for e in logs)
+    assert registry.read_manifest(local).version == before.version  # type: ignore[union-attr]
+
+
+def test_nothing_is_copied_when_the_store_has_nothing_new(model: Path, tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    assert model_store.sync(model, local) is not None
+    assert model_store.sync(model, local) is None
+    assert model_store.sync(tmp_path / "empty-store", local) is None
