@@ -9,6 +9,8 @@ import socket
 from dataclasses import dataclass
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 import structlog
 
 from shared.breaker import Breaker
@@ -48,6 +50,7 @@ def runtime() -> Runtime:
         s.require_redis_url(),
         socket_timeout=REDIS_TIMEOUT_S,
         socket_connect_timeout=REDIS_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),  # a call fails at once; its caller knows what to do
     )
     notifier = Notifier(s, client)
     return Runtime(
