@@ -9,9 +9,9 @@ import socket
 from dataclasses import dataclass
 
 import redis
+import structlog
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-import structlog
 
 from shared.breaker import Breaker
 from shared.notify import Notifier
