@@ -14,13 +14,17 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
+from shared.settings import Settings
 from shared.text import normalize
-from training import registry
+from training import drift, registry
 from training.dataset import Example, NotEnoughData, drop_rare, split
 
 MIN_LABELLED = 50  # fewer labels than this cannot make a model worth serving
 MIN_PER_CLASS = 6  # the calibration's 3-fold split needs a few of each class
 SEED = 42
+# The global confidence threshold the reference's needs_review rate is computed with, when
+# the caller gives none: the setting's default.
+DEFAULT_THRESHOLD = float(Settings.model_fields["confidence_threshold"].default)
 
 
 def pipeline(seed: int = SEED) -> Pipeline:
@@ -58,7 +62,11 @@ def pipeline(seed: int = SEED) -> Pipeline:
 
 
 def train(
-    examples: list[Example], models_dir: Path, *, seed: int = SEED
+    examples: list[Example],
+    models_dir: Path,
+    *,
+    seed: int = SEED,
+    confidence_threshold: float = DEFAULT_THRESHOLD,
 ) -> tuple[registry.ModelInfo, dict[str, int]]:
     """Fit on the examples outside the holdout, score on the holdout, promote.
 
@@ -79,12 +87,17 @@ def train(
         truth = [e.label for e in holdout]
         metrics["accuracy"] = float(accuracy_score(truth, predicted))
         metrics["macro_f1"] = float(f1_score(truth, predicted, average="macro"))
+    classes = [str(c) for c in np.asarray(model.classes_)]
     info = registry.promote(
         models_dir,
         model,
-        classes=[str(c) for c in np.asarray(model.classes_)],
+        classes=classes,
         n_train=len(train_set),
         metrics=metrics,
         decision="bootstrap",
+        # no per-class thresholds: the global one decides, as it will in service
+        reference=drift.reference(
+            model, classes, {}, [e.text for e in holdout], confidence_threshold
+        ),
     )
     return info, rare

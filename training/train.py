@@ -14,7 +14,7 @@ import structlog
 from threadpoolctl import threadpool_limits
 
 from shared.settings import Settings
-from training import candidates, registry, search, tracking
+from training import candidates, drift, registry, search, tracking
 from training.compare import Decision, decide
 from training.dataset import Example, NotEnoughData, drop_rare, split
 from training.evaluate import predict, score, thresholds_for_precision
@@ -158,6 +158,13 @@ def retrain(
             thresholds=thresholds,
             decision=f"{trigger}: {decision.reason}",
             keep_backups=settings.keep_backups,
+            reference=drift.reference(
+                model,
+                [str(c) for c in model.classes_],
+                thresholds,
+                holdout_texts,
+                settings.confidence_threshold,
+            ),
         )
         version = info.version
     report = TrainingReport(
