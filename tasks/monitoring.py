@@ -1,4 +1,4 @@
-"""Monitoring tasks: the drift report. Thin: call one function, return a small summary."""
+"""Monitoring tasks: the drift report and the watch. Thin: call one function, report."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 
+from shared.watch import watch as queue_watch
 from tasks.training import retrain
 from training import drift
 from worker.app import app
@@ -37,3 +38,10 @@ def report_drift(trigger: str = "schedule") -> dict[str, Any]:
 @app.task(name="tasks.monitoring.drift_report")
 def drift_report() -> dict[str, Any]:
     return report_drift()
+
+
+@app.task(name="tasks.monitoring.watch", expires=60)
+def watch() -> dict[str, Any]:
+    """Beat, every CAUSA_WATCH_INTERVAL: the stall alarm and the dead-letter digest."""
+    rt = runtime()
+    return queue_watch(rt.store, rt.notifier, rt.redis, rt.settings)

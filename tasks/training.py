@@ -44,14 +44,14 @@ def train_and_report(trigger: str) -> dict[str, Any]:
         log.info("training skipped: another one is running", trigger=trigger)
         return {"decision": "skipped", "reason": "another training is running"}
     try:
-        rt.notifier.send("training started", "causa: training started", f"trigger: {trigger}")
+        rt.notifier.send("training started", f"trigger: {trigger}", "")
         try:
             examples = dataset.assemble(rt.store.labelled())
             summary = run_training(examples, rt.settings, trigger=trigger).summary()
         except Exception as exc:
             rt.notifier.send(
                 "training failed",
-                "causa: training failed",
+                f"{type(exc).__name__} ({trigger})",
                 f"trigger: {trigger}\n{type(exc).__name__}: {exc}",
                 level="failure",
             )
@@ -60,7 +60,7 @@ def train_and_report(trigger: str) -> dict[str, Any]:
         promoted = summary["decision"] == "promote"
         rt.notifier.send(
             "training completed",
-            f"causa: model {'promoted: ' + str(summary['version']) if promoted else 'rejected'}",
+            f"model {'promoted: ' + str(summary['version']) if promoted else 'rejected'}",
             f"trigger: {trigger}\n{summary['reason']}\n\n{comparison_text(summary)}",
             level="success" if promoted else "info",
         )
@@ -86,7 +86,7 @@ def roll_back(version: str | None, replacing: str | None, trigger: str) -> dict[
     rt.store.record_event("rollback", {"trigger": trigger, **result})
     rt.notifier.send(
         "model rolled back",
-        f"causa: model {info.version} back in service",
+        f"model {info.version} back in service",
         f"replaced {in_service}; trigger: {trigger}",
         level="warning",
     )

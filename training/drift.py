@@ -344,7 +344,7 @@ def check(
     if result["verdict"] == DRIFT:
         notifier.send(
             "drift detected",
-            f"causa: drift on model {result['model_version']}",
+            f"model {result['model_version']}, PSI {result['psi']}",
             notification_text(result, retrain=settings.drift_retrain),
             level="warning",
             key="drift",
