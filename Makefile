@@ -55,5 +55,8 @@ beat: install
 listen: install
 	$(BIN)/causa listen
 
+flower: install ## Flower on 127.0.0.1:5555, basic auth (CAUSA_FLOWER_PASSWORD or printed once)
+	$(BIN)/causa flower
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache celerybeat-schedule*

@@ -24,7 +24,11 @@ class ConfigError(RuntimeError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CAUSA_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="CAUSA_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,  # NAME= in .env means unset, not an empty value
     )
 
     # --- where things are -------------------------------------------------------------

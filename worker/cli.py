@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +29,7 @@ SCHEDULE_FILE = "celerybeat-schedule"
 
 def _settings() -> Settings:
     s = load_settings()
-    logs.configure(level=s.log_level, json=s.log_json, secrets=s.secret_values())
+    logs.setup(s)
     return s
 
 
@@ -105,13 +107,13 @@ def worker(
 ) -> None:
     """Run a Celery worker that classifies tickets (run as many as you like, anywhere)."""
     s = _ready_to_run()
-    from worker.app import QUEUE
+    from worker.app import QUEUE, TRAINING_QUEUE
     from worker.app import app as celery
 
     argv = [
         "worker",
         "-Q",
-        QUEUE,
+        f"{QUEUE},{TRAINING_QUEUE}",
         "-n",
         name,
         "--loglevel",
@@ -162,46 +164,26 @@ def listen() -> None:
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Tickets by status, the backlog, queued tasks and the model in service."""
+    """The backlog and its oldest ticket, recent throughput, the model in service, the last
+    training decision, drift and the workers online."""
     from shared.store import make_store
-    from training import registry
+    from worker import status as report_status
 
     s = _settings()
     try:
         store = make_store(s)
-        report: dict[str, object] = {
-            "table": s.table,
-            "statuses": store.status_counts(),
-            "backlog": store.pending_count(),
-        }
+        report = report_status.gather(s, store)
         store.close()
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    try:
-        from tasks.classify import queued_tasks
-
-        report["queued_tasks"] = queued_tasks()
-    except Exception as exc:
-        report["queued_tasks"] = None
-        report["broker_error"] = f"{type(exc).__name__}: {exc}"
-    info = registry.read_manifest(s.models_dir)
-    report["model"] = (
-        {"version": info.version, "created_at": info.created_at, "metrics": info.metrics}
-        if info
-        else None
-    )
     if as_json:
-        print(json.dumps(report))
+        print(json.dumps(report, default=str))
         return
     table = Table(title=f"causa status: {s.table}")
     table.add_column("what")
-    table.add_column("value", justify="right")
-    for key, value in dict(report["statuses"]).items():  # type: ignore[call-overload]
-        table.add_row(f"tickets {key}", str(value))
-    for key, value in dict(report["backlog"]).items():  # type: ignore[call-overload]
-        table.add_row(f"backlog {key}", str(value))
-    table.add_row("queued tasks", str(report["queued_tasks"]))
-    table.add_row("model", info.version if info else "none: run `causa train --bootstrap`")
+    table.add_column("value")
+    for what, value in report_status.rows(report):
+        table.add_row(what, value)
     Console().print(table)
 
 
@@ -229,8 +211,8 @@ def train(
     s = _settings()
     if not tickets and data is None:
         raise _fail("--no-tickets needs --data FILE: there would be nothing to train on")
-    if bootstrap and registry.read_manifest(s.models_dir) is not None and not force:
-        console.print(f"a model exists in {s.models_dir}: nothing to do (--force replaces it)")
+    if bootstrap and registry.read_manifest(s.registry_dir) is not None and not force:
+        console.print(f"a model exists in {s.registry_dir}: nothing to do (--force replaces it)")
         return
     try:
         store = make_store(s) if tickets else None
@@ -240,7 +222,7 @@ def train(
         if store:
             store.close()
         if bootstrap:
-            info, rare = first_model.train(examples, s.models_dir, seed=s.seed)
+            info, rare = first_model.train(examples, s.registry_dir, seed=s.seed)
             console.print(
                 f"model {info.version} in service: trained on {info.n_train}"
                 f" tickets, holdout {info.metrics}; left out: {rare or 'none'}"
@@ -293,10 +275,10 @@ def models() -> None:
     from training import registry
 
     s = _settings()
-    table = Table(title=f"models in {s.models_dir}")
+    table = Table(title=f"models in {s.registry_dir}")
     for column in ("", "version", "created", "trained on", "macro-F1", "decision"):
         table.add_column(column)
-    for kind, info in registry.list_models(s.models_dir):
+    for kind, info in registry.list_models(s.registry_dir):
         f1 = info.metrics.get("macro_f1")
         table.add_row(
             kind,
@@ -318,10 +300,98 @@ def rollback(
 
     s = _settings()
     try:
-        info = registry.rollback(s.models_dir, version, keep_backups=s.keep_backups)
+        info = registry.rollback(s.registry_dir, version, keep_backups=s.keep_backups)
     except registry.ModelError as exc:
         raise _fail(str(exc)) from None
     console.print(f"model {info.version} is in service again")
+
+
+admin = typer.Typer(
+    no_args_is_help=True,
+    help="Operator tasks (also in Flower: POST /api/task/async-apply/tasks.admin.<name>)."
+    " Each runs here and prints its result; --enqueue sends it to the workers instead.",
+)
+app.add_typer(admin, name="admin")
+EnqueueOption = Annotated[
+    bool,
+    typer.Option("--enqueue", help="Send to the workers (see Flower) instead of running here."),
+]
+NumbersArgument = Annotated[list[str] | None, typer.Argument(help="Ticket numbers.")]
+
+
+def _run_admin(name: str, enqueue: bool, **kwargs: object) -> None:
+    """Run tasks.admin.<name> here (eagerly, the same code a worker runs) or send it."""
+    import getpass
+    import socket
+
+    _ready_to_run()
+    from tasks import admin as admin_tasks
+    from training.registry import ModelError
+
+    task = getattr(admin_tasks, name)
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    kwargs["triggered_by"] = f"causa admin, {getpass.getuser()}@{socket.gethostname()}"
+    if enqueue:
+        sent = task.apply_async(kwargs=kwargs)
+        console.print(f"sent tasks.admin.{name}: task id {sent.id} (follow it in Flower)")
+        return
+    try:
+        result = task.apply(kwargs=kwargs, throw=True).get()
+    except (ConfigError, ValueError, ModelError) as exc:
+        raise _fail(str(exc)) from None
+    print(json.dumps(result, default=str))
+
+
+@admin.command("retrain")
+def admin_retrain(enqueue: EnqueueOption = False) -> None:
+    """Train now; promote the challenger if it wins (skipped while a training runs)."""
+    _run_admin("retrain", enqueue)
+
+
+@admin.command("reclassify")
+def admin_reclassify(
+    numbers: NumbersArgument = None,
+    model_version: Annotated[
+        str | None, typer.Option(help="Every ticket this model version decided.")
+    ] = None,
+    enqueue: EnqueueOption = False,
+) -> None:
+    """Classify tickets again: the given numbers, or all decided by --model-version."""
+    _run_admin("reclassify", enqueue, numbers=numbers or None, model_version=model_version)
+
+
+@admin.command("requeue-failed")
+def admin_requeue_failed(numbers: NumbersArgument = None, enqueue: EnqueueOption = False) -> None:
+    """Replay the dead letter: failed tickets (all, or the given ones) back to the queue."""
+    _run_admin("requeue_failed", enqueue, numbers=numbers or None)
+
+
+@admin.command("rollback")
+def admin_rollback(
+    version: Annotated[str | None, typer.Argument(help="Default: the newest backup.")] = None,
+    enqueue: EnqueueOption = False,
+) -> None:
+    """Put a backup model in service, once: repeating the command changes nothing more."""
+    from training import registry
+
+    current = registry.read_manifest(load_settings().registry_dir)
+    replacing = current.version if current else None
+    _run_admin("rollback", enqueue, version=version, replacing=replacing)
+
+
+@admin.command("drift")
+def admin_drift(enqueue: EnqueueOption = False) -> None:
+    """Compare recent predictions with the model's holdout now, store and print the report."""
+    _run_admin("drift_report", enqueue)
+
+
+@admin.command("purge-backups")
+def admin_purge_backups(
+    keep: Annotated[int | None, typer.Option(help="Default: CAUSA_KEEP_BACKUPS.")] = None,
+    enqueue: EnqueueOption = False,
+) -> None:
+    """Delete all but the newest model backups."""
+    _run_admin("purge_backups", enqueue, keep=keep)
 
 
 @app.command()
@@ -337,7 +407,7 @@ def evaluate(
 
     s = _settings()
     try:
-        model = registry.load_current(s.models_dir)
+        model = registry.load_current(s.registry_dir)
         examples = dataset.from_csv(data, text_column, label_column)
     except (registry.ModelError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
@@ -381,7 +451,7 @@ def predict(text: Annotated[str, typer.Argument(help="A ticket's text.")]) -> No
 
     s = _settings()
     try:
-        model = registry.load_current(s.models_dir)
+        model = registry.load_current(s.registry_dir)
     except registry.ModelError as exc:
         raise _fail(str(exc)) from None
     proba = model.predict_proba([text])[0]
@@ -391,6 +461,148 @@ def predict(text: Annotated[str, typer.Argument(help="A ticket's text.")]) -> No
     print(f"{cause}\t{confidence:.3f}\t{status} (model {model.version})")
     for c, p in ranked[:3]:
         print(f"  {c}: {p:.3f}")
+
+
+@app.command()
+def flower(
+    port: Annotated[int, typer.Option(help="The port Flower listens on.")] = 5555,
+    address: Annotated[
+        str, typer.Option(help="The address Flower binds (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+) -> None:
+    """Run Celery Flower (workers, tasks, Prometheus /metrics) behind basic auth: user
+    CAUSA_FLOWER_USER, password CAUSA_FLOWER_PASSWORD or a random one printed once."""
+    from worker import flower as flower_ui
+
+    s = load_settings()
+    try:
+        s.require_redis_url()
+        creds = flower_ui.credentials(s)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    logs.configure(
+        level=s.log_level,
+        json=s.log_json,
+        secrets=[*s.secret_values(), creds.password],  # a generated one too
+        file=s.log_file,
+        max_bytes=s.log_max_bytes,
+        backups=s.log_backups,
+    )
+    flower_ui.run(s, creds, port, address)
+
+
+# `causa health`: each check must answer within this long. A healthcheck fails fast; it does
+# not wait out the store's retry backoff (retries are off for it).
+HEALTH_TIMEOUT_S = 3.0
+
+
+def _within(seconds: float, fn: Callable[[], object]) -> object:
+    """fn's result, its error, or TimeoutError after `seconds` (fn goes on in a daemon thread
+    that the process does not wait for)."""
+    outcome: list[tuple[object, BaseException | None]] = []
+
+    def target() -> None:
+        try:
+            outcome.append((fn(), None))
+        except BaseException as exc:  # handed to the caller
+            outcome.append((None, exc))
+
+    thread = threading.Thread(target=target, daemon=True, name="causa-health")
+    thread.start()
+    thread.join(seconds)
+    if not outcome:
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    value, error = outcome[0]
+    if error is not None:
+        raise error
+    return value
+
+
+def _check_database(s: Settings) -> str:
+    from shared.store import make_store
+
+    store = make_store(s)
+    try:
+        backlog = _within(HEALTH_TIMEOUT_S, store.pending_count)
+    except TimeoutError:
+        if s.database_url is None:
+            raise
+        # The pool waits for a connection instead of saying why there is none: ask once.
+        try:
+            psycopg.connect(s.database_url.get_secret_value(), connect_timeout=2).close()
+        except psycopg.Error as exc:
+            raise TimeoutError(f"no answer within {HEALTH_TIMEOUT_S:g} s: {exc}") from None
+        raise
+    store.close()
+    return f"ok (backlog {backlog})"
+
+
+def _check_broker(s: Settings) -> str:
+    import redis
+
+    client = redis.Redis.from_url(
+        s.require_redis_url(),
+        socket_timeout=HEALTH_TIMEOUT_S,
+        socket_connect_timeout=HEALTH_TIMEOUT_S,
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return "ok"
+
+
+@app.command()
+def health() -> None:
+    """Exit 0 when the database and the broker both answer within seconds, else 1 (one line
+    per check; the healthcheck of causa's containers)."""
+    s = load_settings(retry_attempts=0)
+    secrets = s.secret_values()
+    logs.configure(level="ERROR", json=s.log_json, secrets=secrets)
+    # psycopg sets its own level (WARNING); the pool's reconnect warnings repeat the error
+    # that the check prints once.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+    scrub = logs.scrubber(secrets)
+    healthy = True
+    for name, check in (("database", _check_database), ("broker", _check_broker)):
+        try:
+            line = check(s)
+        except Exception as exc:
+            healthy = False
+            line = " ".join(f"error: {type(exc).__name__}: {exc}".split())  # one line
+        print(f"{name}: {scrub(line)}", flush=True)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@app.command("notify-test")
+def notify_test() -> None:
+    """Send a test message to every configured channel."""
+    import socket
+
+    from shared import notify
+
+    s = _settings()
+    try:
+        found = notify.channels(s)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if not found:
+        console.print(
+            f"[red]error:[/red] no notification channel configured: {notify.SETTINGS_HINT}"
+        )
+        raise typer.Exit(1)
+    failed = 0
+    for channel in found:
+        ok = notify.deliver(
+            channel,
+            "[notify-test] causa can reach this channel",
+            f"A test message from `causa notify-test` on {socket.gethostname()}.",
+        )
+        failed += not ok
+        outcome = "ok" if ok else "FAILED"
+        print(f"{channel.kind:<8} {channel.redacted:<12} {channel.source:<20} {outcome}")
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command("mlflow-ui")

@@ -21,7 +21,9 @@ def test_status_reports_the_queue_the_model_the_decisions_and_the_workers(
     insert(conn, demo_rows(50))
     classify_batch(rt.store, rt.models, rt.settings, worker="t", limit=1000)
     insert(conn, demo_rows(7, prefix="W"))
-    conn.execute("UPDATE tickets SET received_at = now() - interval '1 hour' WHERE number LIKE 'W%'")
+    conn.execute(
+        "UPDATE tickets SET received_at = now() - interval '1 hour' WHERE number LIKE 'W%'"
+    )
     conn.execute("UPDATE tickets SET classification_status = 'failed' WHERE number = 'W000000'")
     rt.store.record_event("training", {"decision": "keep", "reason": "not better by 0.01"})
     rt.store.record_event("drift", {"verdict": "ok", "psi": 0.05})
