@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 import structlog
 
+from shared import logs
 from shared.retry import is_transient
 from shared.settings import Settings
 from shared.store import Claimed, Failure, Result, Status, TicketStore
@@ -124,9 +125,14 @@ def classify_batch(
     if model is None:
         log.error("no model: tickets stay pending", hint="train one with `causa train --bootstrap`")
         return {"claimed": 0, "model_version": None}
+    # Every line of this batch says which worker and model (a task adds its id); they stay
+    # bound until the task ends, so an error reported up the stack carries them too.
+    structlog.contextvars.bind_contextvars(worker=worker, model_version=model.version)
     claimed = store.claim(worker, limit, numbers)
     if not claimed:
         return {"claimed": 0, "model_version": model.version}
+    # Hidden from logs and Sentry while in flight; kept on an error for the report up the stack.
+    logs.hide_ticket_texts(c.text for c in claimed)
     outcome = decide(claimed, model, settings.confidence_threshold)
     try:
         applied = store.apply(outcome.results)
@@ -163,4 +169,5 @@ def classify_batch(
             confidence=r.confidence,
             model_version=r.model_version,
         )
+    logs.forget_ticket_texts()
     return summary

@@ -1,48 +1,224 @@
 """Structured logging: structlog for causa's own events, the standard library's for Celery's,
-both rendered by one formatter (JSON when not on a terminal) with secrets redacted."""
+both rendered by one formatter (JSON when not on a terminal; always JSON in the log file)
+with secrets and the ticket texts in flight redacted.
+
+One scrubber (`scrubber`) serves the log and Sentry (worker/sentry.py): secret values, passwords
+in URLs and connection strings, JWTs, and the texts of the batch being classified.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import gzip
+import json as jsonlib
 import logging
+import logging.handlers
+import os
 import re
+import shutil
 import sys
-from collections.abc import Iterable, MutableMapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import structlog
 
+from shared.text import clean, normalize
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
 URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]+@", re.I)
+CONNINFO_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?:'[^']*'|\S+)", re.I)
 JWT = re.compile(r"eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}")
 REDACTED = "***"
+TICKET_TEXT = "[ticket text]"
+# Shorter values would redact ordinary words everywhere; they carry no secret worth hiding.
+MIN_SECRET_CHARS = 6
+MIN_TEXT_CHARS = 3
+
+# The texts of the batch this context is classifying (every form the code handles: as stored,
+# cleaned, normalised). Set by classify_batch, kept after an error so that the report made up
+# the stack (Celery's failure line, Sentry's event) still hides them; the task's end clears it.
+_texts_in_flight: ContextVar[tuple[str, ...]] = ContextVar("causa_texts_in_flight", default=())
+
+
+def hide_ticket_texts(texts: Iterable[str | None]) -> None:
+    """From now on, in this context, scrub these ticket texts (replacing the previous ones)."""
+    forms: set[str] = set()
+    for text in texts:
+        if not text:
+            continue
+        for form in (text, clean(text), normalize(text)):
+            forms.add(form)
+            forms.add(jsonlib.dumps(form)[1:-1])  # as it appears inside JSON or a repr
+            forms.add(repr(form)[1:-1])
+    kept = sorted((f for f in forms if len(f) >= MIN_TEXT_CHARS), key=len, reverse=True)
+    _texts_in_flight.set(tuple(kept))
+
+
+def forget_ticket_texts() -> None:
+    _texts_in_flight.set(())
+
+
+def _url_passwords(secrets: Iterable[str]) -> list[str]:
+    """The passwords inside secret URLs, as written and percent-decoded."""
+    found = []
+    for secret in secrets:
+        with contextlib.suppress(ValueError):
+            password = urlsplit(secret).password
+            if password:
+                found += [password, unquote(password)]
+    return found
+
+
+def scrubber(secrets: Iterable[str]) -> Callable[[str], str]:
+    """A function that removes from a string: the given secret values (and the passwords in
+    them), passwords in URLs and connection strings, JWTs, and the ticket texts in flight."""
+    given = [s for s in secrets if s]
+    known = sorted(
+        {s for s in [*given, *_url_passwords(given)] if len(s) >= MIN_SECRET_CHARS},
+        key=len,
+        reverse=True,
+    )
+
+    def scrub(value: str) -> str:
+        texts = _texts_in_flight.get()
+        if texts and len(value) >= len(texts[-1]):
+            for text in texts:
+                if text in value:
+                    value = value.replace(text, TICKET_TEXT)
+        for secret in known:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        value = URL_PASSWORD.sub(rf"\g<scheme>:{REDACTED}@", value)
+        value = CONNINFO_PASSWORD.sub(rf"\g<key>{REDACTED}", value)
+        return JWT.sub(REDACTED, value)
+
+    return scrub
+
+
+def scrub_all(value: Any, scrub: Callable[[str], str]) -> Any:
+    """A copy of `value` with every string in nested dicts, lists and tuples scrubbed (the
+    caller's containers are left alone); an exception becomes its scrubbed repr."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, BaseException):
+        return scrub(repr(value))
+    if isinstance(value, Mapping):
+        return {key: scrub_all(v, scrub) for key, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_all(v, scrub) for v in value]
+    if isinstance(value, tuple):
+        return tuple(scrub_all(v, scrub) for v in value)
+    return value
 
 
 def redactor(secrets: Iterable[str]) -> structlog.types.Processor:
-    """A processor that removes passwords in URLs, JWTs and the given secret values."""
-    known = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
-
-    def scrub(value: str) -> str:
-        for secret in known:
-            value = value.replace(secret, REDACTED)
-        value = URL_PASSWORD.sub(rf"\g<scheme>:{REDACTED}@", value)
-        return JWT.sub(REDACTED, value)
+    """A processor that scrubs every value of the event (see `scrubber`)."""
+    scrub = scrubber(secrets)
 
     def processor(
         _logger: Any, _name: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key, value in event.items():
-            if isinstance(value, str):
-                event[key] = scrub(value)
-            elif isinstance(value, BaseException):
-                event[key] = scrub(repr(value))
+            event[key] = scrub_all(value, scrub)
         return event
 
     return processor
 
 
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating file handler that several processes may share (a worker and its pool
+    children, beat, the listener): every write and every rotation happens under an exclusive
+    lock on `<file>.lock`, and a process whose open file was rotated away by another reopens
+    the path before writing. Rotated files are gzip-compressed: causa.log.1.gz (newest) to
+    causa.log.<backups>.gz; with no backups the full file is simply started afresh.
+    """
+
+    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        self.namer = lambda name: f"{name}.gz"
+        self.rotator = _gzip_rotate
+        self._lock_path = f"{self.baseFilename}.lock"
+        self._lock_file: Any = None
+        self._lock_pid = 0
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        # flock belongs to the open file: a forked child must open its own, or it would share
+        # its parent's lock instead of waiting for it.
+        if self._lock_file is None or self._lock_pid != os.getpid():
+            self._lock_file = open(self._lock_path, "a")  # noqa: SIM115 (kept open on purpose)
+            self._lock_pid = os.getpid()
+        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+
+    def _follow(self) -> None:
+        """Reopen the path when another process rotated the file this one has open."""
+        if self.stream is None:
+            self.stream = self._open()
+            return
+        try:
+            on_disk = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            on_disk = None
+        mine = os.fstat(self.stream.fileno())
+        if on_disk is None or (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino):
+            self.stream.close()
+            self.stream = self._open()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            with self._file_lock():
+                self._follow()
+                if self.shouldRollover(record):
+                    self.doRollover()
+                logging.FileHandler.emit(self, record)
+        except Exception:
+            self.handleError(record)
+
+    def doRollover(self) -> None:
+        if self.backupCount > 0:
+            super().doRollover()
+            return
+        if self.stream is not None:
+            self.stream.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.baseFilename)
+        self.stream = self._open()
+
+    def close(self) -> None:
+        if self._lock_file is not None and self._lock_pid == os.getpid():
+            self._lock_file.close()
+        self._lock_file = None
+        super().close()
+
+
+def _gzip_rotate(source: str, dest: str) -> None:
+    with open(source, "rb") as raw, gzip.open(dest, "wb") as packed:
+        shutil.copyfileobj(raw, packed)
+    os.remove(source)
+
+
 def configure(
-    *, level: str = "INFO", json: bool | None = None, secrets: Iterable[str] = ()
+    *,
+    level: str = "INFO",
+    json: bool | None = None,
+    secrets: Iterable[str] = (),
+    file: Path | None = None,
+    max_bytes: int = 10 * 1024 * 1024,
+    backups: int = 5,
 ) -> None:
-    """Configure structlog and the standard library's root logger once per process."""
+    """Configure structlog and the standard library's root logger once per process (again in
+    a forked child: Celery's pool sets logging up in each): stderr, and `file` when given."""
     if json is None:
         json = not sys.stderr.isatty()
     shared: list[structlog.types.Processor] = [
@@ -53,22 +229,52 @@ def configure(
         structlog.processors.format_exc_info,
         redactor(secrets),
     ]
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Lines below the level are dropped before any processor runs (per-ticket debug lines).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
+
+    def formatter(renderer: structlog.types.Processor) -> logging.Formatter:
+        return structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
+
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(
+        formatter(
+            structlog.processors.JSONRenderer()
+            if json
+            else structlog.dev.ConsoleRenderer(colors=False)
+        )
     )
+    handlers: list[logging.Handler] = [console]
+    if file is not None:
+        to_file = SharedRotatingFileHandler(file, max_bytes, backups)
+        to_file.setFormatter(formatter(structlog.processors.JSONRenderer()))
+        handlers.append(to_file)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        if isinstance(old, SharedRotatingFileHandler):
+            old.close()
+    root.handlers[:] = handlers
     root.setLevel(level.upper())
+
+
+def setup(settings: Settings) -> None:
+    """Logging as the settings say: level, console format, secrets to redact, the log file."""
+    configure(
+        level=settings.log_level,
+        json=settings.log_json,
+        secrets=settings.secret_values(),
+        file=settings.log_file,
+        max_bytes=settings.log_max_bytes,
+        backups=settings.log_backups,
+    )

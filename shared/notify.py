@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import structlog
 
-from shared.logs import REDACTED
+from shared.logs import REDACTED, scrubber
 from shared.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -271,6 +271,8 @@ class Notifier:
         self._count = 0  # channels in self._apprise
         self._local: dict[str, float] = {}  # throttle key -> monotonic time it expires
         self._lock = threading.Lock()
+        # Messages quote errors: secrets and ticket texts in flight are removed, as in the log.
+        self._scrub = scrubber(settings.secret_values())
 
     def send(
         self,
@@ -294,7 +296,9 @@ class Notifier:
                 log.info("notify.throttled", notify_event=event, key=key)
                 return False
             result = sender.notify(
-                body=body or title, title=f"[{event}] {title}", notify_type=_notify_type(level)
+                body=self._scrub(body or title),
+                title=self._scrub(f"[{event}] {title}"),
+                notify_type=_notify_type(level),
             )
             failed = [r.name for r in result if not r]
             for name in failed:

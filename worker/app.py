@@ -14,7 +14,7 @@ from celery.schedules import crontab
 
 from shared import logs
 from shared.settings import Settings
-from worker import runtime
+from worker import runtime, sentry
 
 QUEUE = "causa"
 # Training gets a queue of its own: a ten-minute fit must not sit in front of classification.
@@ -37,7 +37,7 @@ def make_app(settings: Settings) -> Celery:
     app = Celery(
         "causa",
         broker=settings.redis_url.get_secret_value() if settings.redis_url else None,
-        include=["tasks.classify", "tasks.training"],
+        include=["tasks.classify", "tasks.training", "tasks.monitoring", "tasks.admin"],
     )
     app.conf.update(
         task_serializer="json",
@@ -61,11 +61,22 @@ def make_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
         task_send_sent_event=True,
+        # Exactly one beat schedules: the others wait for its lock (worker/beat.py).
+        beat_scheduler="worker.beat:LockedScheduler",
         beat_schedule={
             "retrain": {
                 "task": "tasks.training.retrain",
                 "schedule": cron(settings.retrain_cron),
                 "kwargs": {"trigger": "schedule"},
+            },
+            "watch": {
+                "task": "tasks.monitoring.watch",
+                "schedule": settings.watch_interval,
+                "options": {"expires": settings.watch_interval},
+            },
+            "drift-report": {
+                "task": "tasks.monitoring.drift_report",
+                "schedule": cron(settings.drift_cron),
             },
             "poll-pending": {
                 "task": "tasks.classify.poll_pending",
@@ -83,13 +94,25 @@ app = make_app(runtime.settings())
 
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
-    s = runtime.settings()
-    logs.configure(level=s.log_level, json=s.log_json, secrets=s.secret_values())
+    logs.setup(runtime.settings())
 
 
 @signals.worker_process_init.connect
 def _process_init(**_: Any) -> None:
     runtime.reset()
+    sentry.init(runtime.settings(), app.conf.beat_schedule, process="worker")
+
+
+@signals.worker_init.connect
+def _worker_init(**_: Any) -> None:
+    # The worker's main process (consumer, pool supervision); its children init their own.
+    sentry.init(runtime.settings(), app.conf.beat_schedule, process="worker")
+
+
+@signals.beat_init.connect
+def _beat_init(**_: Any) -> None:
+    # Beat reports every schedule it applies as a Sentry Crons check-in.
+    sentry.init(runtime.settings(), app.conf.beat_schedule, process="beat")
 
 
 @signals.task_prerun.connect
@@ -103,3 +126,19 @@ def _bind_task(task_id: str | None = None, task: Any = None, **_: Any) -> None:
 @signals.task_postrun.connect
 def _unbind_task(**_: Any) -> None:
     structlog.contextvars.clear_contextvars()
+    logs.forget_ticket_texts()
+
+
+@signals.task_failure.connect
+def _notify_failure(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
+    """Repeated worker errors: the same error of the same task at most once per
+    CAUSA_NOTIFY_EVERY (the notifier's throttle, shared by every worker through Redis)."""
+    name = getattr(sender, "name", "?")
+    kind = type(exception).__name__
+    runtime.runtime().notifier.send(
+        "worker error",
+        f"{name} failed with {kind}",
+        f"{kind}: {exception}"[:1000],
+        level="failure",
+        key=f"error:{name}:{kind}",
+    )

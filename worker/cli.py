@@ -144,7 +144,9 @@ def listen() -> None:
     and enqueue classification at once."""
     s = _settings()
     from tasks.classify import enqueue, poll_pending
-    from worker import listener
+    from worker import listener, sentry
+
+    sentry.init(s, {}, process="listener")
 
     def on_tickets(announced: int) -> int:
         return enqueue(announced) if announced else poll_pending()["enqueued"]

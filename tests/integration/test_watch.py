@@ -75,3 +75,22 @@ def test_dead_letters_arrive_as_one_digest_per_period(
     assert [d["title"].split("] ")[1].split(" ")[0] for d in digests] == ["30", "5"]
     assert "prediction failed: boom" in digests[0]["message"]
     assert "causa admin requeue-failed" in digests[0]["message"]
+
+
+def test_a_notification_never_carries_a_secret(settings: Any) -> None:
+    from pydantic import SecretStr
+
+    from shared.notify import Notifier
+
+    with Receiver() as r:
+        s = settings.model_copy(
+            update={"notify_urls": r.url, "supabase_key": SecretStr("hunter2-very-secret")}
+        )
+        Notifier(s).send(
+            "worker error",
+            "tasks.x failed",
+            "OperationalError: login to postgresql://u:pw-in-url@db/x with hunter2-very-secret",
+        )
+    [body] = r.bodies
+    assert "hunter2-very-secret" not in body["message"] and "pw-in-url" not in body["message"]
+    assert "OperationalError" in body["message"]
