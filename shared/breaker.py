@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Literal
 
 import redis
 import structlog
@@ -35,17 +35,20 @@ class Breaker:
         self.name = name
         self._open, self._probe = OPEN.format(name=name), PROBE.format(name=name)
 
-    def allow(self) -> bool:
-        """True when the call may go ahead: the breaker is closed, or this caller won the
-        right to probe (one per probe interval, across every process)."""
+    def allow(self, hold: float = 0.0) -> Literal["closed", "probe"] | None:
+        """ "closed" when the call may go ahead as usual, "probe" when the breaker is open and
+        this caller won the right to probe (one at a time, across every process), None when
+        it must wait. The right is held until the probe reports its outcome (`failure(...,
+        probe=True)` or `success()`), or for `hold` seconds at most (the longest a probe can
+        take: a task's time limit), so a slow probe never overlaps the next one."""
         try:
             if not self.redis.exists(self._open):
-                return True
-            return bool(
-                self.redis.set(self._probe, "1", nx=True, px=int(self.probe_interval * 1000))
-            )
+                return "closed"
+            held = max(hold, self.probe_interval)
+            won = self.redis.set(self._probe, "1", nx=True, px=int(held * 1000))
         except redis.RedisError:
-            return True
+            return "closed"
+        return "probe" if won else None
 
     def is_open(self) -> bool:
         try:
@@ -53,21 +56,24 @@ class Breaker:
         except redis.RedisError:
             return False
 
-    def failure(self, exc: BaseException) -> None:
-        """The database failed (after the retries of one call): open, or stay open."""
+    def failure(self, exc: BaseException, *, probe: bool = False) -> None:
+        """The database failed (after the retries of one call): open, or stay open. The next
+        probe may start one probe interval from now: a failed probe hands its right on that
+        way; any other failure only arms it when no probe is armed or running."""
         error = f"{type(exc).__name__}: {exc}"[:300]
         state = json.dumps({"since": time.time(), "error": error})
         try:
             opened = self.redis.set(self._open, state, nx=True, ex=OPEN_TTL_S)
             if not opened:
                 self.redis.expire(self._open, OPEN_TTL_S)
+            self.redis.set(self._probe, "1", nx=not probe, px=int(self.probe_interval * 1000))
         except redis.RedisError:
             return
         if opened:
             log.error("circuit open: the database is unreachable", breaker=self.name, error=error)
             self.notifier.send(
                 f"{self.name} unreachable",
-                f"causa: the {self.name} is unreachable",
+                error,
                 f"{error}\nNew batches are held back; one probe every"
                 f" {self.probe_interval:g} s checks whether it is back.",
                 level="failure",
@@ -77,6 +83,7 @@ class Breaker:
         """The database answered: close (the one process that closes it notifies)."""
         try:
             state = self.redis.getdel(self._open)
+            self.redis.delete(self._probe)
         except redis.RedisError:
             return
         if state is not None:
@@ -84,7 +91,7 @@ class Breaker:
             log.info("circuit closed: the database answers again", breaker=self.name)
             self.notifier.send(
                 f"{self.name} recovered",
-                f"causa: the {self.name} is back",
+                f"after {time.time() - since:.0f} s",
                 f"unreachable for {time.time() - since:.0f} s; the backlog drains now.",
                 level="success",
             )

@@ -238,7 +238,9 @@ def configure(
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # Not cached: a reconfiguration (a forked pool process, structlog.testing.capture_logs)
+        # reaches every logger; building one per call costs microseconds.
+        cache_logger_on_first_use=False,
     )
 
     def formatter(renderer: structlog.types.Processor) -> logging.Formatter:

@@ -66,16 +66,14 @@ class LockedScheduler(PersistentScheduler):  # type: ignore[misc]
             log.error("broker unreachable", error=f"{type(error).__name__}: {error}")
             self.notifier.send(
                 "broker unreachable",
-                "causa: the broker (Redis) is unreachable",
+                f"{type(error).__name__}",
                 f"{type(error).__name__}: {error}\nNothing is scheduled until it is back;"
                 " beat's polling then recovers whatever the broker lost.",
                 level="failure",
             )
         else:
             log.info("broker reachable again")
-            self.notifier.send(
-                "broker recovered", "causa: the broker (Redis) is back", "", level="success"
-            )
+            self.notifier.send("broker recovered", "Redis answers again", "", level="success")
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         # Renew well before the lock expires: three chances per lock period.
