@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -493,80 +491,18 @@ def flower(
     flower_ui.run(s, creds, port, address)
 
 
-# `causa health`: each check must answer within this long. A healthcheck fails fast; it does
-# not wait out the store's retry backoff (retries are off for it).
-HEALTH_TIMEOUT_S = 3.0
-
-
-def _within(seconds: float, fn: Callable[[], object]) -> object:
-    """fn's result, its error, or TimeoutError after `seconds` (fn goes on in a daemon thread
-    that the process does not wait for)."""
-    outcome: list[tuple[object, BaseException | None]] = []
-
-    def target() -> None:
-        try:
-            outcome.append((fn(), None))
-        except BaseException as exc:  # handed to the caller
-            outcome.append((None, exc))
-
-    thread = threading.Thread(target=target, daemon=True, name="causa-health")
-    thread.start()
-    thread.join(seconds)
-    if not outcome:
-        raise TimeoutError(f"no answer within {seconds:g} s")
-    value, error = outcome[0]
-    if error is not None:
-        raise error
-    return value
-
-
-def _check_database(s: Settings) -> str:
-    from shared.store import make_store
-
-    store = make_store(s)
-    try:
-        backlog = _within(HEALTH_TIMEOUT_S, store.pending_count)
-    except TimeoutError:
-        if s.database_url is None:
-            raise
-        # The pool waits for a connection instead of saying why there is none: ask once.
-        try:
-            psycopg.connect(s.database_url.get_secret_value(), connect_timeout=2).close()
-        except psycopg.Error as exc:
-            raise TimeoutError(f"no answer within {HEALTH_TIMEOUT_S:g} s: {exc}") from None
-        raise
-    store.close()
-    return f"ok (backlog {backlog})"
-
-
-def _check_broker(s: Settings) -> str:
-    import redis
-
-    client = redis.Redis.from_url(
-        s.require_redis_url(),
-        socket_timeout=HEALTH_TIMEOUT_S,
-        socket_connect_timeout=HEALTH_TIMEOUT_S,
-    )
-    try:
-        client.ping()
-    finally:
-        client.close()
-    return "ok"
-
-
 @app.command()
 def health() -> None:
     """Exit 0 when the database and the broker both answer within seconds, else 1 (one line
     per check; the healthcheck of causa's containers)."""
+    from worker.health import CHECKS
+
     s = load_settings(retry_attempts=0)
     secrets = s.secret_values()
     logs.configure(level="ERROR", json=s.log_json, secrets=secrets)
-    # psycopg sets its own level (WARNING); the pool's reconnect warnings repeat the error
-    # that the check prints once.
-    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
     scrub = logs.scrubber(secrets)
     healthy = True
-    for name, check in (("database", _check_database), ("broker", _check_broker)):
+    for name, check in CHECKS.items():
         try:
             line = check(s)
         except Exception as exc:

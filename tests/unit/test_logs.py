@@ -75,9 +75,11 @@ def _write_lines(path: Path, writer: int, count: int) -> None:
 
 
 def test_processes_sharing_one_file_lose_and_mangle_no_line(tmp_path: Path) -> None:
-    # given four processes writing to one small file at once (as a worker's pool does)
+    # given four processes writing to one small file at once (as a worker's pool does;
+    # spawned, not forked: a fork of this many-threaded test process can inherit a lock
+    # another thread held, such as stderr's, and hang)
     path = tmp_path / "causa.log"
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")
     procs = [context.Process(target=_write_lines, args=(path, w, 300)) for w in range(4)]
     for p in procs:
         p.start()
