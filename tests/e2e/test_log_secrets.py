@@ -97,9 +97,10 @@ def url_with_password(conninfo: str, password: str) -> str:
     """The suite's database as a URL that carries a password."""
     parts = conninfo_to_dict(conninfo)
     host, port = parts.get("host", "127.0.0.1"), parts.get("port", "5432")
-    return (
-        f"postgresql://{parts.get('user', 'postgres')}:{password}@{host}:{port}/{parts['dbname']}"
-    )
+    user, db = parts.get("user", "postgres"), parts["dbname"]
+    if str(host).startswith("/"):  # the embedded server's unix socket
+        return f"postgresql://{user}:{password}@/{db}?host={host}&port={port}"
+    return f"postgresql://{user}:{password}@{host}:{port}/{db}"
 
 
 def every_log_line(*places: Path) -> list[str]:
