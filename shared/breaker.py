@@ -15,7 +15,7 @@ from typing import Any, Literal
 import redis
 import structlog
 
-from shared.notify import Notifier
+from shared.notify import Notify
 
 log = structlog.get_logger("causa.breaker")
 OPEN = "causa:breaker:{name}:open"
@@ -27,7 +27,7 @@ OPEN_TTL_S = 3600
 
 class Breaker:
     def __init__(
-        self, client: Any, notifier: Notifier, *, probe_interval: float, name: str = "database"
+        self, client: Any, notifier: Notify, *, probe_interval: float, name: str = "database"
     ) -> None:
         self.redis = client
         self.notifier = notifier

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import structlog
@@ -48,6 +48,21 @@ TELEGRAM_TOKEN = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
 TELEGRAM_CHAT = re.compile(r"^(-?[0-9]+|@?[A-Za-z_][A-Za-z0-9_]+)$")
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 URL_BOUNDARY = re.compile(r"[\s,;]+(?=[A-Za-z][A-Za-z0-9+.-]*://)")  # between two URLs
+
+
+class Notify(Protocol):
+    """What a sender of notifications needs: the Notifier, or a fake in tests."""
+
+    def send(
+        self,
+        event: str,
+        title: str,
+        body: str,
+        *,
+        level: Level = "info",
+        key: str | None = None,
+        every: float | None = None,
+    ) -> bool: ...
 
 
 @dataclass(frozen=True)

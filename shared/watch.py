@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.notify import Notifier
+from shared.notify import Notify
 from shared.settings import Settings
 from shared.store import TicketStore
 
@@ -22,7 +22,7 @@ RECENT_WINDOW_S = 300
 
 def watch(
     store: TicketStore,
-    notifier: Notifier,
+    notifier: Notify,
     client: Any,
     settings: Settings,
     now: datetime | None = None,

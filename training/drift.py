@@ -23,13 +23,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from shared.notify import Level
+from shared.notify import Notify
 from shared.settings import Settings
 from shared.store import TicketStore
 from shared.text import clean
@@ -55,19 +55,6 @@ OK, DRIFT, NOT_ENOUGH, NO_REFERENCE, NO_MODEL = (
     "no reference",
     "no model",
 )
-
-
-class Notify(Protocol):
-    def send(
-        self,
-        event: str,
-        title: str,
-        body: str,
-        *,
-        level: Level = "info",
-        key: str | None = None,
-        every: float | None = None,
-    ) -> bool: ...
 
 
 def _round(x: float | None) -> float | None:
