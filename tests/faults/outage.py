@@ -98,3 +98,10 @@ def between(log: Path, what: str, began: float, ended: float) -> list[dict[str, 
         for e in events(log)
         if what in str(e.get("event", "")) and began <= e.get("at", 0.0) <= ended
     ]
+
+
+def db_now(conn: psycopg.Connection[Any]) -> Any:
+    """The database's clock: ticket times are compared with it, not the test's."""
+    row = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert row is not None
+    return row[0]

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.e2e.cluster import cluster, install_audit, writes_per_ticket
-from tests.faults.outage import FINAL, between, decided_below, streaming
+from tests.faults.outage import FINAL, between, db_now, decided_below, streaming
 from tests.helpers import statuses, wait_for
 from tests.proxy import Proxy, through, upstream_of
 from tests.redis_server import RedisServer
@@ -43,25 +43,6 @@ CRASH_MARKS = (b"WorkerLostError", b"exited with", b"Hard time limit", b"SoftTim
 def proxy(database_url: str) -> Iterator[Proxy]:
     with Proxy(upstream_of(database_url)) as p:
         yield p
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of this test's own: no other test run can flush its breaker state."""
-    with RedisServer(tmp_path / "redis") as server:
-        yield server
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
-
-
-def db_now(conn: psycopg.Connection[Any]) -> Any:
-    row = conn.execute("SELECT clock_timestamp()").fetchone()
-    assert row is not None
-    return row[0]
 
 
 def test_a_minute_without_the_database_then_the_backlog_drains_exactly_once(

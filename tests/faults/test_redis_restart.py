@@ -4,37 +4,16 @@ decided exactly once. Prints the recovery time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 from tests.e2e.cluster import FAST_RECOVERY, cluster, install_audit, writes_per_ticket
-from tests.faults.outage import FINAL, decided_below, streaming
+from tests.faults.outage import FINAL, db_now, decided_below, streaming
 from tests.helpers import statuses, wait_for
 from tests.redis_server import RedisServer
 from tests.webhook import Receiver
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of this test's own, to restart: never the machine's."""
-    with RedisServer(tmp_path / "redis") as server:
-        yield server
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
-
-
-def db_now(conn: psycopg.Connection[Any]) -> Any:
-    row = conn.execute("SELECT clock_timestamp()").fetchone()
-    assert row is not None
-    return row[0]
 
 
 def test_redis_restarted_mid_stream_then_every_ticket_is_decided_exactly_once(
