@@ -83,7 +83,8 @@ class Breaker:
         """The database answered: close (the one process that closes it notifies)."""
         try:
             state = self.redis.getdel(self._open)
-            self.redis.delete(self._probe)
+            if state is not None:  # closed already: one round trip per batch, no more
+                self.redis.delete(self._probe)
         except redis.RedisError:
             return
         if state is not None:
