@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from tests.helpers import demo_rows, insert
+from tests.helpers import demo_rows, insert, statuses, wait_for
 
 FINAL = ("classified", "needs_review")
 
@@ -105,3 +105,14 @@ def db_now(conn: psycopg.Connection[Any]) -> Any:
     row = conn.execute("SELECT clock_timestamp()").fetchone()
     assert row is not None
     return row[0]
+
+
+def finish(conn: psycopg.Connection[Any], stream: Stream) -> int:
+    """Stop the stream and wait until every ticket it inserted is final; how many it was."""
+    total = stream.stop()
+    wait_for(
+        lambda: set(statuses(conn)) <= set(FINAL) and sum(statuses(conn).values()) == total,
+        timeout=60,
+        what="the last streamed tickets decided",
+    )
+    return total

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.e2e.cluster import cluster, install_audit, writes_per_ticket
-from tests.faults.outage import FINAL, between, db_now, decided_below, streaming
+from tests.faults.outage import between, db_now, decided_below, finish, streaming
 from tests.helpers import statuses, wait_for
 from tests.proxy import Proxy, through, upstream_of
 from tests.redis_server import RedisServer
@@ -90,12 +90,7 @@ def test_a_minute_without_the_database_then_the_backlog_drains_exactly_once(
             timeout=180,
             what=f"the backlog of {backlog} tickets to drain",
         )
-        total = stream.stop()
-        wait_for(
-            lambda: set(statuses(conn)) <= set(FINAL) and sum(statuses(conn).values()) == total,
-            timeout=60,
-            what="the last streamed tickets decided",
-        )
+        total = finish(conn, stream)
         alive = all(p.poll() is None for p in procs.values())
 
     row = conn.execute(

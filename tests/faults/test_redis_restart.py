@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from tests.e2e.cluster import FAST_RECOVERY, cluster, install_audit, writes_per_ticket
-from tests.faults.outage import FINAL, db_now, decided_below, streaming
+from tests.faults.outage import db_now, decided_below, finish, streaming
 from tests.helpers import statuses, wait_for
 from tests.redis_server import RedisServer
 from tests.webhook import Receiver
@@ -67,12 +67,7 @@ def test_redis_restarted_mid_stream_then_every_ticket_is_decided_exactly_once(
             timeout=120,
             what=f"the {backlog} tickets from before the restart to be decided",
         )
-        total = stream.stop()
-        wait_for(
-            lambda: set(statuses(conn)) <= set(FINAL) and sum(statuses(conn).values()) == total,
-            timeout=60,
-            what="the last streamed tickets decided",
-        )
+        total = finish(conn, stream)
         alive = {name: p.poll() is None for name, p in procs.items()}
 
     row = conn.execute(
