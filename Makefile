@@ -23,8 +23,13 @@ lock: ## re-resolve requirements.lock from pyproject.toml
 demo: install ## everything on embedded services: make demo DEMO_ARGS="--tickets 500 --json"
 	$(BIN)/causa demo $(DEMO_ARGS)
 
-test: install ## the whole suite on real PostgreSQL and Redis; a skipped test fails it
-	CAUSA_FAIL_ON_SKIP=1 $(PYTEST) tests
+# Line coverage of every process the suite starts (pytest; worker, beat and listener; the pool
+# children): [tool.coverage.*] in pyproject.toml. The report is printed even when tests fail.
+test: install ## the whole suite on real PostgreSQL and Redis; a skipped test or coverage under fail_under fails it
+	$(BIN)/coverage erase
+	CAUSA_FAIL_ON_SKIP=1 $(BIN)/coverage run $(PYTEST) tests; tests=$$?; \
+	$(BIN)/coverage combine --quiet && $(BIN)/coverage report; report=$$?; \
+	exit $$((tests ? tests : report))
 
 unit: install
 	$(PYTEST) tests/unit
@@ -39,6 +44,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install ## throughput and latency: make bench BENCH_ARGS="--tickets 5000"
 	$(BIN)/python bench/throughput.py $(BENCH_ARGS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -16,10 +17,12 @@ from typing import Any
 
 import psycopg
 
-from shared import demodata, schema
+from shared import schema
 from shared.settings import Settings, load_settings
 from training import bootstrap, dataset, registry
-from worker import processes, services
+from worker import demodata, processes, services
+from worker.app import make_app
+from worker.queue import CeleryQueue
 
 BENCH_DATABASE = "causa_bench"  # apart from the demo's: the queue functions are per database
 TABLE = "DROP TABLE IF EXISTS tickets CASCADE;" + demodata.TABLE_SQL
@@ -81,6 +84,11 @@ def environment(home: Path) -> Iterator[tuple[Settings, dict[str, str]]]:
             services.down(home)
 
 
+def enqueue(settings: Settings, tickets: int) -> None:
+    """Enqueue the classify tasks a backlog of `tickets` needs, by name, as beat's poll would."""
+    CeleryQueue(make_app(settings)).classify(math.ceil(tickets / settings.batch_size))
+
+
 def model_dir(settings: Settings, home: Path) -> tuple[Path, registry.ModelInfo]:
     """The current model if there is one; else a bootstrap model on demo data, kept apart."""
     info = registry.read_manifest(settings.models_dir)
@@ -93,7 +101,7 @@ def model_dir(settings: Settings, home: Path) -> tuple[Path, registry.ModelInfo]
             dataset.Example(f"H{i}", f"{t.short_description} {t.description}", t.cause)
             for i, t in enumerate(demodata.generate(1500, seed=42))
         ]
-        info, _ = bootstrap.train(examples, bench_models)
+        info, _ = bootstrap.train(examples, registry.ModelRegistry.local(bench_models))
     return bench_models, info
 
 

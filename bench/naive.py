@@ -12,12 +12,11 @@ import numpy as np
 import psycopg
 
 from worker.app import app
-from worker.runtime import runtime
 
 
 @functools.cache
 def connection() -> psycopg.Connection[Any]:
-    conn = psycopg.connect(runtime().settings.require_database_url(), autocommit=True)
+    conn = psycopg.connect(app.runtime.settings.require_database_url(), autocommit=True)
     conn.execute(
         "SELECT set_config('causa.applying', 'on', false)"
     )  # a model write, not a person's
@@ -26,7 +25,7 @@ def connection() -> psycopg.Connection[Any]:
 
 @app.task(name="bench.naive.classify_one")
 def classify_one(number: str) -> None:
-    model = runtime().models.get()
+    model = app.runtime.models.get()
     assert model is not None
     conn = connection()
     row = conn.execute(

@@ -39,10 +39,8 @@ def run(
     common.fresh_table(conn, settings)
     common.load(conn, n)
     with common.running(logdir, env, worker=["worker", "--concurrency", "2"]):
-        from tasks.classify import enqueue
-
         started = time.monotonic()
-        enqueue(n)
+        common.enqueue(settings, n)
         common.wait_final(conn, n)
         return n / (time.monotonic() - started)
 

@@ -50,10 +50,8 @@ def main() -> None:
             conn.execute("VACUUM ANALYZE tickets")
             worker = ["worker", "--concurrency", str(args.concurrency)]
             with common.running(home / "bench-logs", env, worker=worker):
-                from tasks.classify import enqueue
-
                 started = time.monotonic()
-                enqueue(args.tickets)
+                common.enqueue(settings, args.tickets)
                 common.wait_final(conn, args.tickets)
                 causa_s = time.monotonic() - started
             causa_rate = args.tickets / causa_s

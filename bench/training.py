@@ -26,9 +26,10 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "it_service_tickets.csv.gz"
 
 RSS_PROBE = """
 import json, sys, psutil
+from training.registry import ModelRegistry
 from worker.model_holder import ModelHolder
 import worker.app  # the worker's own imports: Celery, psycopg, structlog
-model = ModelHolder(__import__("pathlib").Path(sys.argv[1])).get()
+model = ModelHolder(ModelRegistry.local(__import__("pathlib").Path(sys.argv[1]))).get()
 model.predict_proba(["no puedo entrar a la vpn"] * 1000)
 print(json.dumps({"rss_mb": psutil.Process().memory_info().rss / 2**20}))
 """
@@ -62,12 +63,13 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(models_dir=Path(tmp) / "models", home=Path(tmp) / "home")
+        models = registry.ModelRegistry.from_settings(settings)
         started = time.monotonic()
-        report = retrain(train, settings, trigger="benchmark")
+        report = retrain(train, settings, models, trigger="benchmark")
         wall = time.monotonic() - started
-        info = registry.read_manifest(settings.models_dir)
+        info = models.current()
         assert info is not None, "the first model was not promoted"
-        model = registry.load(settings.models_dir, info)
+        model = models.load(info)
         texts, truth = [e.text for e in test], [e.label for e in test]
         predicted, confidence = predict(model.pipeline, texts)
         scores = score(truth, predicted, confidence)
@@ -77,7 +79,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 model.predict_proba(texts)
                 best = max(best, len(texts) / (time.perf_counter() - t0))
-        size_mb = (settings.models_dir / info.file).stat().st_size / 2**20
+        size_mb = models.file_of(info).stat().st_size / 2**20
         probe = subprocess.run(
             [sys.executable, "-c", RSS_PROBE, str(settings.models_dir)],
             capture_output=True,

@@ -9,22 +9,18 @@ in URLs and connection strings, JWTs, and the texts of the batch being classifie
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import gzip
 import json as jsonlib
 import logging
-import logging.handlers
-import os
 import re
-import shutil
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import structlog
+from concurrent_log_handler import ConcurrentRotatingFileHandler
 
 from shared.text import clean, normalize
 
@@ -131,81 +127,18 @@ def redactor(secrets: Iterable[str]) -> structlog.types.Processor:
     return processor
 
 
-class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """A rotating file handler that several processes may share (a worker and its pool
-    children, beat, the listener): every write and every rotation happens under an exclusive
-    lock on `<file>.lock`, and a process whose open file was rotated away by another reopens
-    the path before writing. Rotated files are gzip-compressed: causa.log.1.gz (newest) to
-    causa.log.<backups>.gz; with no backups the full file is simply started afresh.
-    """
-
-    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
-        self.namer = lambda name: f"{name}.gz"
-        self.rotator = _gzip_rotate
-        self._lock_path = f"{self.baseFilename}.lock"
-        self._lock_file: Any = None
-        self._lock_pid = 0
-
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        # flock belongs to the open file: a forked child must open its own, or it would share
-        # its parent's lock instead of waiting for it.
-        if self._lock_file is None or self._lock_pid != os.getpid():
-            self._lock_file = open(self._lock_path, "a")  # noqa: SIM115 (kept open on purpose)
-            self._lock_pid = os.getpid()
-        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
-
-    def _follow(self) -> None:
-        """Reopen the path when another process rotated the file this one has open."""
-        if self.stream is None:
-            self.stream = self._open()
-            return
-        try:
-            on_disk = os.stat(self.baseFilename)
-        except FileNotFoundError:
-            on_disk = None
-        mine = os.fstat(self.stream.fileno())
-        if on_disk is None or (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino):
-            self.stream.close()
-            self.stream = self._open()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            with self._file_lock():
-                self._follow()
-                if self.shouldRollover(record):
-                    self.doRollover()
-                logging.FileHandler.emit(self, record)
-        except Exception:
-            self.handleError(record)
-
-    def doRollover(self) -> None:
-        if self.backupCount > 0:
-            super().doRollover()
-            return
-        if self.stream is not None:
-            self.stream.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.baseFilename)
-        self.stream = self._open()
-
-    def close(self) -> None:
-        if self._lock_file is not None and self._lock_pid == os.getpid():
-            self._lock_file.close()
-        self._lock_file = None
-        super().close()
-
-
-def _gzip_rotate(source: str, dest: str) -> None:
-    with open(source, "rb") as raw, gzip.open(dest, "wb") as packed:
-        shutil.copyfileobj(raw, packed)
-    os.remove(source)
+def file_handler(path: Path, max_bytes: int, backups: int) -> ConcurrentRotatingFileHandler:
+    """A handler for the log file that several processes may share (a worker and its pool
+    children, beat, the listener): concurrent-log-handler takes an exclusive lock on a hidden
+    lock file beside it (`.__causa.lock` for `causa.log`) for every write and rotation, and a
+    process whose open file was rotated away by another reopens the path. The file rotates
+    once it has reached `max_bytes` (so it may pass that by one line) into gzip-compressed
+    files: causa.log.1.gz (newest) to causa.log.<backups>.gz; with no backups the full file
+    is simply started afresh."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return ConcurrentRotatingFileHandler(
+        path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", use_gzip=True
+    )
 
 
 def configure(
@@ -259,12 +192,12 @@ def configure(
     )
     handlers: list[logging.Handler] = [console]
     if file is not None:
-        to_file = SharedRotatingFileHandler(file, max_bytes, backups)
+        to_file = file_handler(file, max_bytes, backups)
         to_file.setFormatter(formatter(structlog.processors.JSONRenderer()))
         handlers.append(to_file)
     root = logging.getLogger()
     for old in root.handlers:
-        if isinstance(old, SharedRotatingFileHandler):
+        if isinstance(old, ConcurrentRotatingFileHandler):
             old.close()
     root.handlers[:] = handlers
     root.setLevel(level.upper())

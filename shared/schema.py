@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from shared import queries
 from shared.settings import ConfigError, Settings
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -18,6 +19,16 @@ CHANNEL = "causa_pending"
 def _quoted(name: str) -> str:
     """A possibly schema-qualified name, each part double-quoted."""
     return ".".join(sql.Identifier(part).as_string() for part in name.split("."))
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    """`text` with each double-braced placeholder replaced by its value."""
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def _query(name: str, **values: str) -> str:
+    """A named query of shared/sql/queries.sql, its placeholders filled with `values`."""
+    return _fill(queries.load("shared", "sql/queries.sql")[name], values)
 
 
 def render(settings: Settings, template: str = "schema.sql") -> str:
@@ -31,27 +42,20 @@ def render(settings: Settings, template: str = "schema.sql") -> str:
         "cause": _quoted(settings.cause_column),
         "text": text_expr,
         "number_key": sql.Literal(settings.number_column).as_string(),
+        "channel": sql.Literal(CHANNEL).as_string(),
     }
-    text = resources.files("shared").joinpath(f"sql/{template}").read_text()
-    return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+    return _fill(resources.files("shared").joinpath(f"sql/{template}").read_text(), values)
 
 
 def check_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
     """Stop with a clear message when the table or one of its columns is missing."""
-    row = conn.execute("SELECT to_regclass(%s)::text", [_quoted(settings.table)]).fetchone()
+    row = conn.execute(_query("table_oid"), [_quoted(settings.table)]).fetchone()
     if row is None or row[0] is None:
         raise ConfigError(
             f"table {settings.table!r} not found in the database: create it, or set CAUSA_TABLE"
             " to the table that holds your tickets"
         )
-    columns = {
-        r[0]
-        for r in conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass"
-            " AND attnum > 0 AND NOT attisdropped",
-            [_quoted(settings.table)],
-        )
-    }
+    columns = {r[0] for r in conn.execute(_query("table_columns"), [_quoted(settings.table)])}
     wanted = {
         "CAUSA_NUMBER_COLUMN": [settings.number_column],
         "CAUSA_CAUSE_COLUMN": [settings.cause_column],
@@ -68,29 +72,27 @@ def check_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
 
 ONLINE = re.compile(r"-- causa:online-start\n(.*?)-- causa:online-end\n", re.S)
 BACKFILL_BATCH = 5000  # rows per backfill transaction: short row locks on a live table
-BACKFILL = """
-UPDATE {table} SET causa_source = 'human', classification_status = 'labelled'
- WHERE ctid IN (SELECT ctid FROM {table} WHERE {cause} IS NOT NULL AND causa_source IS NULL
-                 LIMIT {batch} FOR UPDATE SKIP LOCKED)
-"""
+BACKFILL = re.compile(r"^UPDATE (\S+)\s+SET (.*?)\s+WHERE (.*?);", re.S | re.M)
 INDEX = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON (.*?);", re.S)
+COMMENT = re.compile(r"--[^\n]*")
 
 
-def _online(conn: psycopg.Connection[Any], settings: Settings, part: str) -> None:
-    """The backfill in batches, then each index CONCURRENTLY (a failed earlier build leaves
-    an invalid index: it is dropped and built again)."""
-    table, cause = _quoted(settings.table), _quoted(settings.cause_column)
-    while conn.execute(BACKFILL.format(table=table, cause=cause, batch=BACKFILL_BATCH)).rowcount:
-        pass
-    for name, rest in INDEX.findall(part):
-        invalid = conn.execute(
-            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-            " WHERE c.relname = %s AND NOT i.indisvalid",
-            [name],
-        ).fetchone()
-        if invalid:
-            conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-        conn.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {rest}")
+def _online(conn: psycopg.Connection[Any], part: str) -> None:
+    """schema.sql's online section, run online: its backfill UPDATE in batches, then each
+    index CONCURRENTLY (a failed earlier build leaves an invalid index: it is dropped and
+    built again)."""
+    unknown = COMMENT.sub("", INDEX.sub("", BACKFILL.sub("", part))).strip()
+    assert not unknown, f"schema.sql's online section has SQL migrate cannot run: {unknown}"
+    for table, assignments, where in BACKFILL.findall(part):
+        batch = _query(
+            "backfill_batch", table=table, set=assignments, where=where, batch=str(BACKFILL_BATCH)
+        )
+        while conn.execute(batch).rowcount:
+            pass
+    for name, definition in INDEX.findall(part):
+        if conn.execute(_query("invalid_index"), [name]).fetchone():
+            conn.execute(_query("drop_index", index=name))
+        conn.execute(_query("create_index", index=name, definition=definition))
 
 
 def migrate(conn: psycopg.Connection[Any], settings: Settings, *, uninstall: bool = False) -> None:
@@ -107,4 +109,4 @@ def migrate(conn: psycopg.Connection[Any], settings: Settings, *, uninstall: boo
     assert online is not None, "schema.sql lost its online section markers"
     with conn.transaction():
         conn.execute(ONLINE.sub("", sql_text).encode())
-    _online(conn, settings, online.group(1))
+    _online(conn, online.group(1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from psycopg import sql
@@ -18,9 +18,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from shared import retry
+from shared.contract import Status
 from shared.settings import Settings
 
-Status = Literal["classified", "needs_review"]
 # Supabase's transaction pooler (and PgBouncer in transaction mode) listens here; it cannot
 # keep prepared statements across transactions.
 POOLER_PORT = 6543
@@ -64,7 +64,9 @@ class Labelled:
     cause: str
 
 
-class TicketStore(Protocol):
+class QueueStore(Protocol):
+    """What classifying a batch needs: claim, write results, give tickets back."""
+
     def claim(
         self, worker: str, batch: int, numbers: Sequence[str] | None = None
     ) -> list[Claimed]: ...
@@ -73,11 +75,39 @@ class TicketStore(Protocol):
 
     def fail(self, failures: Sequence[Failure]) -> dict[str, int]: ...
 
+
+class BacklogStore(Protocol):
+    """What covering the backlog needs: how much waits."""
+
     def pending_count(self) -> dict[str, int]: ...
 
-    def status_counts(self) -> dict[str, int]: ...
+
+class LabelStore(Protocol):
+    """What training needs: the tickets people labelled."""
 
     def labelled(self) -> Iterator[Labelled]: ...
+
+
+class EventStore(Protocol):
+    """causa_events: what was decided (trainings, rollbacks, drift reports, admin actions)."""
+
+    def record_event(self, kind: str, payload: dict[str, Any]) -> None: ...
+
+
+class ActivityStore(Protocol):
+    """What the watch reads: the oldest pending ticket, recent decisions, dead letters."""
+
+    def activity(self, window: int = 300, failed_since: str | None = None) -> dict[str, Any]: ...
+
+
+class DecisionStore(EventStore, Protocol):
+    """What the drift report reads (the model's recent decisions) and stores."""
+
+    def recent(self, since: str, limit: int = 10_000) -> list[dict[str, Any]]: ...
+
+
+class AdminStore(EventStore, Protocol):
+    """What the operator's flows change: decided or dead-lettered tickets back to the queue."""
 
     def requeue(
         self,
@@ -86,13 +116,17 @@ class TicketStore(Protocol):
         model_version: str | None = None,
     ) -> int: ...
 
-    def activity(self, window: int = 300, failed_since: str | None = None) -> dict[str, Any]: ...
 
-    def recent(self, since: str, limit: int = 10_000) -> list[dict[str, Any]]: ...
+class TicketStore(
+    QueueStore, BacklogStore, LabelStore, ActivityStore, DecisionStore, AdminStore, Protocol
+):
+    """Every queue operation: what the adapters below implement (and `causa status` reads)."""
 
-    def record_event(self, kind: str, payload: dict[str, Any]) -> None: ...
+    def status_counts(self) -> dict[str, int]: ...
 
     def latest_events(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
 def is_pooled(url: str) -> bool:

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,10 +138,14 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def settings(models_dir: Path, tmp_path: Path) -> Any:
+def settings(models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The suite's settings with this test's models and home; a command run in the test
+    (CliRunner) reads the same from the environment."""
     from shared.settings import load_settings
 
-    return load_settings(models_dir=models_dir, home=tmp_path / "home")
+    monkeypatch.setenv("CAUSA_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("CAUSA_HOME", str(tmp_path / "home"))
+    return load_settings()
 
 
 @pytest.fixture
@@ -162,15 +166,28 @@ def model(models_dir: Path, model_cache: Path) -> Path:
 
 
 @pytest.fixture
-def rt(conn: psycopg.Connection[Any], redis_url: str, models_dir: Path, monkeypatch: Any) -> Any:
-    """The process runtime (store, Redis, notifier, breaker) built from the suite's settings,
-    as a task in a worker would see it; forgotten after the test."""
-    from worker import runtime
+def runtime_for(redis_url: str) -> Iterator[Callable[..., Any]]:
+    """Build a runtime from given settings (the suite's, changed by keyword), as a process's
+    entry point would, and make it the one the Celery app's tasks use; closed after the test."""
+    from worker import bootstrap
+    from worker.app import app
+    from worker.queue import CeleryQueue
 
-    monkeypatch.setenv("CAUSA_MODELS_DIR", str(models_dir))
-    runtime.settings.cache_clear()
-    runtime.reset()
-    yield runtime.runtime()
-    runtime.runtime().store.close()
-    runtime.settings.cache_clear()
-    runtime.reset()
+    built: list[Any] = []
+
+    def build(settings: Any, **changes: Any) -> Any:
+        runtime = bootstrap.build(settings.model_copy(update=changes), CeleryQueue(app))
+        built.append(runtime)
+        app.use_runtime(runtime)
+        return runtime
+
+    yield build
+    app.use_runtime(None)
+    for runtime in built:
+        runtime.close()
+
+
+@pytest.fixture
+def rt(conn: psycopg.Connection[Any], settings: Any, runtime_for: Callable[..., Any]) -> Any:
+    """The runtime a worker process would build from the suite's settings."""
+    return runtime_for(settings)

@@ -11,9 +11,11 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from shared import demodata, schema
+from shared import schema
 from shared.settings import Settings
 from training import bootstrap, dataset
+from training.registry import ModelRegistry
+from worker import demodata
 
 T = TypeVar("T")
 
@@ -52,7 +54,7 @@ def _trained(cache: Path) -> Path:
         dataset.Example(f"H{i}", f"{t.short_description} {t.description}", t.cause)
         for i, t in enumerate(demodata.generate(1200, seed=42))
     ]
-    bootstrap.train(examples, cache)
+    bootstrap.train(examples, ModelRegistry.local(cache))
     return cache
 
 

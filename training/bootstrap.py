@@ -5,8 +5,6 @@ Enough to start classifying; the scheduled retraining replaces it with a searche
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -63,7 +61,7 @@ def pipeline(seed: int = SEED) -> Pipeline:
 
 def train(
     examples: list[Example],
-    models_dir: Path,
+    models: registry.ModelRegistry,
     *,
     seed: int = SEED,
     confidence_threshold: float = DEFAULT_THRESHOLD,
@@ -88,8 +86,7 @@ def train(
         metrics["accuracy"] = float(accuracy_score(truth, predicted))
         metrics["macro_f1"] = float(f1_score(truth, predicted, average="macro"))
     classes = [str(c) for c in np.asarray(model.classes_)]
-    info = registry.promote(
-        models_dir,
+    info = models.promote(
         model,
         classes=classes,
         n_train=len(train_set),

@@ -79,3 +79,32 @@ def decide(
         " required"
     )
     return Decision(ok, reason, challenger, champion, min_improvement, min_f1)
+
+
+def comparison_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """A training's summary as (metric, challenger, champion) rows, formatted: the one
+    comparison table that the command line and the notifications both show."""
+    challenger, champion = summary["challenger"] or {}, summary["champion"] or {}
+
+    def number(value: Any) -> str:
+        return "—" if value is None else f"{value:.4f}"
+
+    rows = [
+        (label, number(challenger.get(key)), number(champion.get(key)))
+        for label, key in (
+            ("macro-F1", "macro_f1"),
+            ("accuracy", "accuracy"),
+            ("calibration error", "ece"),
+        )
+    ]
+    old = champion.get("per_class_f1", {})
+    for cls, f1 in challenger.get("per_class_f1", {}).items():
+        rows.append((f"F1 {cls}", number(f1), number(old.get(cls))))
+    return rows
+
+
+def comparison_text(summary: dict[str, Any]) -> str:
+    """The comparison table as plain text, for a notification."""
+    lines = [f"{'metric':<22}{'challenger':>12}{'champion':>12}"]
+    lines += [f"{a:<22}{b:>12}{c:>12}" for a, b, c in comparison_rows(summary)]
+    return "\n".join(lines)

@@ -13,7 +13,8 @@ promoted before drift monitoring has no reference and gives "no reference". Mean
 and the needs_review rate are reported beside the verdict, not judged: they move with the
 other two and with the confidence threshold setting.
 
-Everything but `report` and `check` is pure: no I/O, no clock.
+Everything here is pure: no I/O, no clock. flows/drift.py gathers the recent decisions,
+stores the report and notifies.
 """
 
 from __future__ import annotations
@@ -22,18 +23,13 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from shared.notify import Notify
-from shared.settings import Settings
-from shared.store import TicketStore
 from shared.text import clean
-from training.registry import LoadedModel
 
 # The share an empty bin counts as, so that its log term stays finite: a class of 10 % that
 # vanished scores about 0.7 on its own (clearly drift), not infinity.
@@ -57,7 +53,7 @@ OK, DRIFT, NOT_ENOUGH, NO_REFERENCE, NO_MODEL = (
 )
 
 
-def _round(x: float | None) -> float | None:
+def rounded(x: float | None) -> float | None:
     return None if x is None else round(float(x), DIGITS)
 
 
@@ -151,10 +147,10 @@ def reference(
         float(c) < thresholds.get(p, threshold) for p, c in zip(predicted, confidence, strict=True)
     ]
     return {
-        "classes": {k: _round(v) for k, v in shares(predicted, classes).items()},
-        "mean_confidence": _round(float(np.mean(confidence))),
-        "needs_review": _round(float(np.mean(review))),
-        "unknown_words": _round(unknown_share(model_pipeline, cleaned)),
+        "classes": {k: rounded(v) for k, v in shares(predicted, classes).items()},
+        "mean_confidence": rounded(float(np.mean(confidence))),
+        "needs_review": rounded(float(np.mean(review))),
+        "unknown_words": rounded(unknown_share(model_pipeline, cleaned)),
         "tickets": len(cleaned),
         "threshold": threshold,
     }
@@ -176,9 +172,9 @@ class Change:
 
     def as_dict(self) -> dict[str, float | None]:
         return {
-            "reference": _round(self.reference),
-            "recent": _round(self.recent),
-            "change": _round(self.change),
+            "reference": rounded(self.reference),
+            "recent": rounded(self.recent),
+            "change": rounded(self.change),
         }
 
 
@@ -196,7 +192,7 @@ class DriftReport:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["psi"] = _round(self.psi)
+        out["psi"] = rounded(self.psi)
         for name in ("mean_confidence", "needs_review", "unknown_words"):
             out[name] = getattr(self, name).as_dict()
         return out
@@ -228,7 +224,7 @@ def compare(
     unknown = Change(reference.get("unknown_words"), unknown_share)
     value = psi(ref_classes, recent_classes) if ref_classes and n else None
     classes = {
-        c: {"reference": _round(ref_classes.get(c)), "recent": _round(recent_classes.get(c, 0.0))}
+        c: {"reference": rounded(ref_classes.get(c)), "recent": rounded(recent_classes.get(c, 0.0))}
         for c in sorted(set(ref_classes) | set(recent_classes))
     }
 
@@ -269,97 +265,3 @@ def compare(
         review,
         unknown,
     )
-
-
-# --- the report, with the store -----------------------------------------------------------------
-
-
-def report(
-    store: TicketStore, model: LoadedModel, settings: Settings, now: datetime | None = None
-) -> dict[str, Any]:
-    """The drift report of the model in service over the recent window, JSON-safe. Only the
-    decisions of this model version count; `other_versions` says how many were left aside."""
-    now = now or datetime.now(UTC)
-    since = now - timedelta(hours=settings.drift_window_hours)
-    decisions = store.recent(since.isoformat(), RECENT_LIMIT)
-    mine = [d for d in decisions if d.get("model_version") == model.version]
-    texts = [clean(d.get("text")) for d in mine if d.get("predicted") is not None]
-    compared = compare(
-        model.info.reference,
-        mine,
-        unknown_share(model.pipeline, texts),
-        threshold=settings.drift_threshold,
-        min_tickets=settings.drift_min_tickets,
-    )
-    return {
-        "verdict": compared.verdict,
-        "reason": compared.reason,
-        "model_version": model.version,
-        "tickets": compared.tickets,
-        "psi": _round(compared.psi),
-        "other_versions": len(decisions) - len(mine),
-        "window_hours": settings.drift_window_hours,
-        "since": since.isoformat(timespec="seconds"),
-        # the store returns at most RECENT_LIMIT decisions, the newest: a sample of the window
-        "limited": len(decisions) >= RECENT_LIMIT,
-        "rule": {"psi_above": settings.drift_threshold, "unknown_words_jump": UNKNOWN_JUMP},
-        "reference_tickets": model.info.reference.get("tickets"),
-        **{k: v for k, v in compared.as_dict().items() if k not in ("verdict", "reason", "psi")},
-    }
-
-
-def check(
-    store: TicketStore,
-    model: LoadedModel | None,
-    settings: Settings,
-    notifier: Notify,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """Compute the report, store it as a "drift" event, notify when the verdict is drift.
-    Every run is stored, so `causa status` shows the latest one, whatever it says."""
-    if model is None:
-        result: dict[str, Any] = {
-            "verdict": NO_MODEL,
-            "reason": "no model in service: train one with `causa train --bootstrap`",
-            "model_version": None,
-            "tickets": 0,
-            "psi": None,
-        }
-    else:
-        result = report(store, model, settings, now)
-    store.record_event("drift", result)
-    if result["verdict"] == DRIFT:
-        notifier.send(
-            "drift detected",
-            f"model {result['model_version']}, PSI {result['psi']}",
-            notification_text(result, retrain=settings.drift_retrain),
-            level="warning",
-            key="drift",
-            # every report over one window sees the same drift: say it once per window
-            every=settings.drift_window_hours * 3600,
-        )
-    return result
-
-
-def notification_text(result: Mapping[str, Any], *, retrain: bool) -> str:
-    """The drift report in a few lines: the rule that fired, the numbers, what to do."""
-    lines = [
-        result["reason"],
-        f"{result['tickets']} decisions since {result['since']}",
-    ]
-    for name in ("mean_confidence", "needs_review", "unknown_words"):
-        c = result[name]
-        if c["reference"] is not None and c["recent"] is not None:
-            lines.append(f"{name.replace('_', ' ')}: {c['reference']:.1%} → {c['recent']:.1%}")
-    moved = sorted(
-        result["classes"].items(),
-        key=lambda kv: -abs((kv[1]["recent"] or 0.0) - (kv[1]["reference"] or 0.0)),
-    )[:3]
-    for cls, v in moved:
-        lines.append(f"class {cls}: {v['reference'] or 0.0:.1%} → {v['recent'] or 0.0:.1%}")
-    lines.append(
-        "retraining started (CAUSA_DRIFT_RETRAIN)"
-        if retrain
-        else "label recent tickets and retrain (`causa train`), or set CAUSA_DRIFT_RETRAIN=true"
-    )
-    return "\n".join(lines)

@@ -1,5 +1,10 @@
-"""The model registry on disk: models/manifest.json names the current model, models/current/
-holds its file, models/backups/<version>/ keeps earlier ones.
+"""The model registry: models/manifest.json names the current model, models/current/ holds
+its file, models/backups/<version>/ keeps earlier ones.
+
+`ModelRegistry` is the one object every caller uses: built from settings, it decides once
+where models live (the shared store CAUSA_MODEL_STORE, or the local CAUSA_MODELS_DIR) and
+serves promote, load, list, rollback, prune and the workers' verified local copy. The
+functions below it work on one directory; only the registry and the tests call them.
 
 Model files are skops files (no pickle): before loading, the file's SHA-256 must match the
 manifest and every type it contains must be on an explicit allow-list. A model built with
@@ -18,11 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sklearn
-import skops
-import skops.io as sio
-import xgboost
+import structlog
 
+from shared.settings import Settings
+
+log = structlog.get_logger("causa.registry")
 MANIFEST = "manifest.json"
 # Types a model file may contain beyond the libraries below: causa's own text normaliser.
 TRUSTED_OWN = frozenset({"shared.text.normalize"})
@@ -36,6 +41,12 @@ class ModelError(RuntimeError):
 
 
 def library_versions() -> dict[str, str]:
+    # lazy, here and in load/promote: commands that never touch a model file (`causa health`,
+    # `status`, `admin`) start without a second of model libraries.
+    import sklearn
+    import skops
+    import xgboost
+
     return {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
@@ -135,6 +146,8 @@ def load(models_dir: Path, info: ModelInfo) -> LoadedModel:
                 f"model {info.version} was built with {lib} {built}, this process"
                 f" has {here[lib]}: retrain it with `causa train --force`"
             )
+    import skops.io as sio  # lazy: see library_versions
+
     untrusted = sio.get_untrusted_types(file=path)
     refused = [t for t in untrusted if t not in TRUSTED_OWN and not t.startswith(TRUSTED_LIBRARIES)]
     if refused:
@@ -195,6 +208,8 @@ def promote(
     reference: dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Make `pipeline` the current model; the one it replaces becomes a backup."""
+    import skops.io as sio  # lazy: see library_versions
+
     data = sio.dumps(pipeline)
     version = new_version(data)
     current = models_dir / "current"
@@ -295,3 +310,95 @@ def rollback(
     write_manifest(models_dir, restored)
     prune_backups(models_dir, keep_backups)
     return restored
+
+
+def sync(store: Path, local: Path) -> ModelInfo | None:
+    """Install the store's current model in `local` if it is not there yet; the model
+    installed, or None when there was nothing new. ModelError when the copy does not match
+    the manifest's checksum (nothing is installed then)."""
+    info = read_manifest(store)
+    if info is None:
+        return None
+    mine = read_manifest(local)
+    if mine is not None and (mine.version, mine.sha256) == (info.version, info.sha256):
+        return None
+    target = local / info.file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists() or sha256_of(target) != info.sha256:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.copyfile(store / info.file, tmp)
+        found = sha256_of(tmp)
+        if found != info.sha256:
+            tmp.unlink()
+            raise ModelError(
+                f"model {info.version} in the store {store} has SHA-256 {found[:12]}…, its"
+                f" manifest says {info.sha256[:12]}…: not installed, the model in service"
+                " stays. Promote or roll back again to rewrite the store"
+            )
+        os.replace(tmp, target)
+    write_manifest(local, info)
+    log.info("model copied from the store", model_version=info.version, store=str(store))
+    return info
+
+
+@dataclass(frozen=True)
+class ModelRegistry:
+    """Where causa's models live, decided once.
+
+    `home` is where models are promoted, rolled back, listed and pruned: the shared model
+    store when there is one (every machine mounts it), else the local models directory.
+    `serving` is the directory a worker loads from: its own verified copy of the store
+    (`sync`), or `home` itself without a store.
+    """
+
+    home: Path
+    serving: Path
+    keep_backups: int = DEFAULT_KEEP_BACKUPS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelRegistry:
+        return cls(
+            home=settings.model_store or settings.models_dir,
+            serving=settings.models_dir,
+            keep_backups=settings.keep_backups,
+        )
+
+    @classmethod
+    def local(cls, directory: Path, keep_backups: int = DEFAULT_KEEP_BACKUPS) -> ModelRegistry:
+        """A registry in one directory, without a shared store."""
+        return cls(directory, directory, keep_backups)
+
+    @property
+    def shared(self) -> bool:
+        return self.home != self.serving
+
+    def current(self) -> ModelInfo | None:
+        """The manifest of the model in service (None when there is none)."""
+        return read_manifest(self.home)
+
+    def load_current(self) -> LoadedModel:
+        return load_current(self.home)
+
+    def load(self, info: ModelInfo) -> LoadedModel:
+        return load(self.home, info)
+
+    def file_of(self, info: ModelInfo) -> Path:
+        return self.home / info.file
+
+    def promote(self, pipeline: Any, **manifest: Any) -> ModelInfo:
+        """Make `pipeline` the model in service (see `promote`)."""
+        return promote(self.home, pipeline, keep_backups=self.keep_backups, **manifest)
+
+    def rollback(self, version: str | None = None) -> ModelInfo:
+        return rollback(self.home, version, self.keep_backups)
+
+    def models(self) -> list[tuple[str, ModelInfo]]:
+        return list_models(self.home)
+
+    def prune(self, keep: int | None = None) -> list[str]:
+        return prune_backups(self.home, self.keep_backups if keep is None else keep)
+
+    def sync(self) -> ModelInfo | None:
+        """Copy a new model from the store to the serving directory, verified; nothing to do
+        without a store."""
+        return sync(self.home, self.serving) if self.shared else None

@@ -81,8 +81,10 @@ def tickets_per_s(model: Any, texts: list[str]) -> float:
 
 
 def retrain(
-    examples: list[Example], settings: Settings, *, trigger: str = "manual"
+    examples: list[Example], settings: Settings, models: registry.ModelRegistry, *, trigger: str
 ) -> TrainingReport:
+    """Train a challenger on `examples`, score it and the model in service on the same
+    holdout, promote it into `models` if it wins."""
     started = time.monotonic()
     kept, left_out = drop_rare(examples, settings.min_class_count)
     if left_out:
@@ -116,11 +118,11 @@ def retrain(
     holdout_texts = [e.text for e in holdout]
     predicted, confidence = predict(model, holdout_texts)
     champion_scores, champion_version = None, None
-    current = registry.read_manifest(settings.models_dir)
+    current = models.current()
     champion_predicted: tuple[list[str], np.ndarray] | None = None
     if current is not None:
         try:
-            champion = registry.load(settings.models_dir, current)
+            champion = models.load(current)
             champion_predicted = predict(champion.pipeline, holdout_texts)
             champion_version = champion.version
         except registry.ModelError as exc:
@@ -147,17 +149,15 @@ def retrain(
         "tickets_per_s": round(speed),
         "per_class_f1": {k: v["f1"] for k, v in challenger_scores["per_class"].items()},
     }
-    version = None
+    promoted = None
     if decision.promote:
-        info = registry.promote(
-            settings.models_dir,
+        promoted = models.promote(
             model,
             classes=[str(c) for c in model.classes_],
             n_train=len(train),
             metrics=metrics,
             thresholds=thresholds,
             decision=f"{trigger}: {decision.reason}",
-            keep_backups=settings.keep_backups,
             reference=drift.reference(
                 model,
                 [str(c) for c in model.classes_],
@@ -166,10 +166,9 @@ def retrain(
                 settings.confidence_threshold,
             ),
         )
-        version = info.version
     report = TrainingReport(
         decision,
-        version,
+        promoted.version if promoted else None,
         left_out,
         len(train),
         len(holdout),
@@ -179,7 +178,14 @@ def retrain(
         None,
     )
     report.mlflow_run = _track(
-        settings, report, result, challenger_scores, champion_version, fingerprint(kept), trigger
+        settings,
+        report,
+        result,
+        challenger_scores,
+        champion_version,
+        fingerprint(kept),
+        trigger,
+        models.file_of(promoted) if promoted else None,
     )
     log.info("training decided", **report.summary())
     return report
@@ -193,6 +199,7 @@ def _track(
     champion_version: str | None,
     data_fingerprint: str,
     trigger: str,
+    model_file: Path | None,
 ) -> str | None:
     s = report.decision.summary()
     metrics = {
@@ -209,8 +216,6 @@ def _track(
     if report.decision.champion is not None:
         metrics["champion_macro_f1"] = report.decision.champion["macro_f1"]
         metrics["difference"] = s["difference"]
-    info = registry.read_manifest(settings.models_dir) if report.version else None
-    model_file = settings.models_dir / info.file if info else None
     return tracking.log_training(
         tracking.tracking_uri(settings.home, settings.mlflow_tracking_uri),
         settings.home,
@@ -228,7 +233,7 @@ def _track(
         metrics={k: float(v) for k, v in metrics.items() if v is not None},
         report=report.summary(),
         confusion={"labels": scores["labels"], "matrix": scores["confusion"]},
-        model_file=Path(model_file) if model_file else None,
+        model_file=model_file,
         tags={
             "decision": report.decision.verdict,
             "trigger": trigger,

@@ -2,6 +2,9 @@
 
 Celery distributes, retries and shows the work; the database decides what is done. Tasks
 carry no ticket data, only optional ticket numbers, so JSON is the only content accepted.
+The app sits beneath the tasks: it includes them by name and imports none of them. It holds
+this process's runtime, built on first use (afresh in every forked pool process), which the
+tasks hand to their flow.
 """
 
 from __future__ import annotations
@@ -12,13 +15,11 @@ import structlog
 from celery import Celery, signals
 from celery.schedules import crontab
 
+from flows.runtime import Runtime
 from shared import logs
-from shared.settings import Settings
-from worker import runtime, sentry
-
-QUEUE = "causa"
-# Training gets a queue of its own: a ten-minute fit must not sit in front of classification.
-TRAINING_QUEUE = "causa-training"
+from shared.settings import Settings, load_settings
+from worker import bootstrap, names, sentry
+from worker.queue import CeleryQueue
 
 
 def cron(expression: str) -> crontab:
@@ -33,17 +34,38 @@ def cron(expression: str) -> crontab:
     )
 
 
-def make_app(settings: Settings) -> Celery:
-    app = Celery(
-        "causa",
-        broker=settings.redis_url.get_secret_value() if settings.redis_url else None,
-        include=["tasks.classify", "tasks.training", "tasks.monitoring", "tasks.admin"],
-    )
+class CausaCelery(Celery):  # type: ignore[misc]
+    """Celery with this process's settings and runtime."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            "causa",
+            broker=settings.redis_url.get_secret_value() if settings.redis_url else None,
+            include=names.TASK_MODULES,
+        )
+        self.settings = settings
+        self._runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime of this process, built on first use."""
+        if self._runtime is None:
+            self._runtime = bootstrap.build(self.settings, CeleryQueue(self))
+        return self._runtime
+
+    def use_runtime(self, runtime: Runtime | None) -> None:
+        """Replace the runtime (None: build afresh on next use, as a forked child must)."""
+        self._runtime = runtime
+
+
+def make_app(settings: Settings) -> CausaCelery:
+    app = CausaCelery(settings)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
-        task_default_queue=QUEUE,
+        task_default_queue=names.QUEUE,
+        task_routes=names.ROUTES,
         task_ignore_result=True,
         # At-least-once: a task is acknowledged after it ran, and a task whose process was
         # killed goes back to the queue. The claim token makes the second run harmless.
@@ -65,21 +87,21 @@ def make_app(settings: Settings) -> Celery:
         beat_scheduler="worker.beat:LockedScheduler",
         beat_schedule={
             "retrain": {
-                "task": "tasks.training.retrain",
+                "task": names.RETRAIN,
                 "schedule": cron(settings.retrain_cron),
                 "kwargs": {"trigger": "schedule"},
             },
             "watch": {
-                "task": "tasks.monitoring.watch",
+                "task": names.WATCH,
                 "schedule": settings.watch_interval,
                 "options": {"expires": settings.watch_interval},
             },
             "drift-report": {
-                "task": "tasks.monitoring.drift_report",
+                "task": names.DRIFT,
                 "schedule": cron(settings.drift_cron),
             },
             "poll-pending": {
-                "task": "tasks.classify.poll_pending",
+                "task": names.POLL,
                 "schedule": settings.poll_interval,
                 # A poll older than one interval is stale: the next one supersedes it.
                 "options": {"expires": settings.poll_interval},
@@ -89,37 +111,38 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
-app = make_app(runtime.settings())
+# Settings are read once per process, when the app is made (the only settings the tasks see).
+app = make_app(load_settings())
 
 
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
-    logs.setup(runtime.settings())
+    logs.setup(app.settings)
 
 
 @signals.worker_process_init.connect
 def _process_init(**_: Any) -> None:
-    runtime.reset()
-    sentry.init(runtime.settings(), app.conf.beat_schedule, process="worker")
+    app.use_runtime(None)  # the parent's pool sockets are not this child's
+    sentry.init(app.settings, app.conf.beat_schedule, process="worker")
 
 
 @signals.worker_init.connect
 def _worker_init(**_: Any) -> None:
     # The worker's main process (consumer, pool supervision); its children init their own.
-    sentry.init(runtime.settings(), app.conf.beat_schedule, process="worker")
+    sentry.init(app.settings, app.conf.beat_schedule, process="worker")
 
 
 @signals.beat_init.connect
 def _beat_init(**_: Any) -> None:
     # Beat reports every schedule it applies as a Sentry Crons check-in.
-    sentry.init(runtime.settings(), app.conf.beat_schedule, process="beat")
+    sentry.init(app.settings, app.conf.beat_schedule, process="beat")
 
 
 @signals.task_prerun.connect
 def _bind_task(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
-        task_id=task_id, task_name=getattr(task, "name", None), worker=runtime.runtime().worker
+        task_id=task_id, task_name=getattr(task, "name", None), worker=bootstrap.worker_id()
     )
 
 
@@ -135,7 +158,7 @@ def _notify_failure(sender: Any = None, exception: BaseException | None = None, 
     CAUSA_NOTIFY_EVERY (the notifier's throttle, shared by every worker through Redis)."""
     name = getattr(sender, "name", "?")
     kind = type(exception).__name__
-    runtime.runtime().notifier.send(
+    app.runtime.notifier.send(
         "worker error",
         f"{name} failed with {kind}",
         f"{kind}: {exception}"[:1000],

@@ -10,8 +10,6 @@ and when it is back.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 from typing import Any
 
 import redis
@@ -19,22 +17,22 @@ import structlog
 from celery.beat import PersistentScheduler
 from redis.exceptions import LockError
 
-from worker import runtime
+from worker.bootstrap import worker_id
 
 log = structlog.get_logger("causa.beat")
 LOCK_KEY = "causa:lock:beat"
 
 
 class LockedScheduler(PersistentScheduler):  # type: ignore[misc]
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        rt = runtime.runtime()
-        self.ttl = rt.settings.beat_lock_ttl
+    def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        rt = app.runtime  # worker.app.CausaCelery's, built for this beat process
+        self.ttl: float = rt.settings.beat_lock_ttl
         self.notifier = rt.notifier
         self.lock = rt.redis.lock(LOCK_KEY, timeout=self.ttl, blocking=False, thread_local=False)
         self.holding: bool | None = None  # None: not tried yet
         self.broker_down = False
-        self.me = f"{socket.gethostname()}:{os.getpid()}"
-        super().__init__(*args, **kwargs)
+        self.me = worker_id()
+        super().__init__(app, *args, **kwargs)
 
     def _hold(self) -> bool:
         """Acquire or renew the lock; False when another beat holds it or Redis is down."""

@@ -23,39 +23,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared import demodata, schema
+from shared import queries, schema
 from shared.settings import Settings, load_settings
 from shared.store import PostgresStore
-from training import bootstrap, dataset, registry
-from worker import processes, services
+from training import bootstrap, dataset
+from training.registry import ModelRegistry
+from worker import demodata, processes, services
 
 HISTORY = 1500  # labelled tickets the demo keeps in its table: enough for a useful first model
 INSERT_TICK_S = 0.05  # tickets are inserted in small statements this often
 FINAL = ("classified", "needs_review", "failed")
 STATUSES = ("pending", "claimed", *FINAL)
 
-DEMO_TABLE = (
-    demodata.TABLE_SQL
-    + """
--- The demo's hidden truth, kept apart so that the worker can never see it.
-CREATE TABLE IF NOT EXISTS causa_demo_truth (
-    number text PRIMARY KEY,
-    cause text NOT NULL,
-    run text NOT NULL
-);
-"""
-)
-
-SUMMARY = """
-SELECT count(*) AS tickets,
-       count(*) FILTER (WHERE t.causa_predicted = d.cause)::float
-           / nullif(count(*) FILTER (WHERE t.causa_predicted IS NOT NULL), 0) AS accuracy,
-       extract(epoch FROM max(t.classified_at) - min(t.received_at)) AS seconds,
-       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
-           ORDER BY extract(epoch FROM t.classified_at - t.received_at) * 1000) AS latency_ms
-  FROM tickets t JOIN causa_demo_truth d USING (number)
- WHERE d.run = %s
-"""
+SQL = queries.load("worker.demodata", "demo.sql")
 
 
 def demo_settings(home: Path) -> tuple[Settings, dict[str, str]]:
@@ -84,35 +64,31 @@ def demo_settings(home: Path) -> tuple[Settings, dict[str, str]]:
 
 
 def prepare(settings: Settings, conn: psycopg.Connection[Any], console: Console) -> None:
-    conn.execute(DEMO_TABLE)
+    conn.execute(demodata.TABLE_SQL + SQL["truth_table"])
     schema.migrate(conn, settings)
-    row = conn.execute("SELECT count(*) FROM tickets WHERE causa_source = 'human'").fetchone()
+    row = conn.execute(SQL["history_count"]).fetchone()
     have = int(row[0]) if row else 0
     if have < HISTORY:
         history = demodata.generate(HISTORY - have, seed=42, start=have)
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO tickets (number, short_description, description, causa)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (number) DO NOTHING",
+                SQL["insert_history"],
                 [
                     (f"H{have + i:06d}", t.short_description, t.description, t.cause)
                     for i, t in enumerate(history)
                 ],
             )
         console.print(f"seeded {len(history)} labelled tickets of history")
-    if registry.read_manifest(settings.models_dir) is None:
+    models = ModelRegistry.from_settings(settings)
+    if models.current() is None:
         store = PostgresStore(settings)
-        info, _ = bootstrap.train(dataset.from_store(store.labelled()), settings.models_dir)
+        info, _ = bootstrap.train(dataset.from_store(store.labelled()), models)
         store.close()
         console.print(f"trained a first model {info.version}: holdout {info.metrics}")
 
 
 def counts(conn: psycopg.Connection[Any], run: str) -> dict[str, int]:
-    rows = conn.execute(
-        "SELECT t.classification_status, count(*) FROM tickets t"
-        " JOIN causa_demo_truth d USING (number) WHERE d.run = %s GROUP BY 1",
-        [run],
-    ).fetchall()
+    rows = conn.execute(SQL["run_statuses"], [run]).fetchall()
     found = {status: int(n) for status, n in rows}
     return {s: found.get(s, 0) for s in STATUSES}
 
@@ -181,12 +157,11 @@ def stream(
                 numbers = [f"{run_id}-{inserted + i:06d}" for i in range(len(chunk))]
                 with conn.transaction(), conn.cursor() as cur:
                     cur.executemany(
-                        "INSERT INTO causa_demo_truth VALUES (%s, %s, %s)",
+                        SQL["insert_truth"],
                         [(num, t.cause, run_id) for num, t in zip(numbers, chunk, strict=False)],
                     )
                     cur.execute(
-                        "INSERT INTO tickets (number, short_description, description)"
-                        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])",
+                        SQL["insert_tickets"],
                         [
                             numbers,
                             [t.short_description for t in chunk],
@@ -210,15 +185,11 @@ def stream(
 
 
 def summarize(conn: psycopg.Connection[Any], run_id: str, final: dict[str, int]) -> dict[str, Any]:
-    row = conn.execute(SUMMARY, [run_id]).fetchone()
+    row = conn.execute(SQL["run_summary"], [run_id]).fetchone()
     assert row is not None
     n, accuracy, seconds, latency = row
     seconds = float(seconds) if seconds is not None else None
-    causes = conn.execute(
-        "SELECT coalesce(t.causa_predicted, '(none)'), count(*) FROM tickets t"
-        " JOIN causa_demo_truth d USING (number) WHERE d.run = %s GROUP BY 1 ORDER BY 2 DESC",
-        [run_id],
-    ).fetchall()
+    causes = conn.execute(SQL["run_causes"], [run_id]).fetchall()
     p50, p95, p99 = latency or (None, None, None)
     return {
         "run": run_id,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import structlog
 
-from training import model_store, registry
-from training.registry import LoadedModel, ModelError
+from training import registry
+from training.registry import LoadedModel, ModelError, ModelRegistry
 
 log = structlog.get_logger("causa.model")
 # After a failed load, wait this long before trying the same manifest again, so that a broken
@@ -32,9 +32,9 @@ def _stamp(directory: Path) -> tuple[int, int, int] | None:
 
 
 class ModelHolder:
-    def __init__(self, models_dir: Path, store: Path | None = None) -> None:
-        self.models_dir = models_dir
-        self.store = store  # the shared model store, copied to models_dir when it changes
+    def __init__(self, models: ModelRegistry) -> None:
+        self.registry = models
+        self.models_dir = models.serving
         self._model: LoadedModel | None = None
         self._seen: tuple[int, int, int] | None = None
         self._store_seen: tuple[int, int, int] | None = None
@@ -42,21 +42,21 @@ class ModelHolder:
 
     def _pull(self) -> None:
         """Copy a new model from the shared store (a stat per batch; a copy when it changed)."""
-        assert self.store is not None
-        stamp = _stamp(self.store)
+        store = self.registry.home
+        stamp = _stamp(store)
         if stamp == self._store_seen:
             return
         try:
-            model_store.sync(self.store, self.models_dir)
+            self.registry.sync()
         except OSError as exc:  # the mount is away for a moment: try again next batch
-            log.error("model store unreadable", error=str(exc), store=str(self.store))
+            log.error("model store unreadable", error=str(exc), store=str(store))
             return
         except ModelError as exc:  # a bad copy: not again until the store changes
-            log.error("model not copied from the store", error=str(exc), store=str(self.store))
+            log.error("model not copied from the store", error=str(exc), store=str(store))
         self._store_seen = stamp
 
     def get(self) -> LoadedModel | None:
-        if self.store is not None:
+        if self.registry.shared:
             self._pull()
         stamp = _stamp(self.models_dir)
         if stamp == self._seen and (self._model is not None or time.monotonic() < self._retry_at):

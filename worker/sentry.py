@@ -8,9 +8,7 @@ texts in flight), so ticket text and secrets never leave the machine.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -23,6 +21,7 @@ from sentry_sdk.transport import Transport
 
 from shared import logs
 from shared.settings import Settings
+from worker.bootstrap import worker_id
 
 # Tags taken from the log context of the moment (bound by task_prerun and classify_batch).
 CONTEXT_TAGS = ("worker", "task_name", "task_id", "model_version")
@@ -103,7 +102,7 @@ def init(
     )
     scope = sentry_sdk.get_global_scope()
     scope.set_tag("process", process)
-    scope.set_tag("worker", f"{socket.gethostname()}:{os.getpid()}")  # as in claimed_by
+    scope.set_tag("worker", worker_id())  # as in claimed_by
     return True
 
 

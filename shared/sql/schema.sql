@@ -72,7 +72,7 @@ DECLARE
 BEGIN
     SELECT count(*) INTO v_count FROM causa_inserted WHERE classification_status = 'pending';
     IF v_count > 0 THEN
-        PERFORM pg_notify('causa_pending', v_count::text);
+        PERFORM pg_notify({{channel}}, v_count::text);
     END IF;
     RETURN NULL;
 END $$;

@@ -9,6 +9,10 @@ import psycopg
 
 from tests.e2e.cluster import cluster, install_audit, writes_per_ticket
 from tests.helpers import demo_rows, insert, statuses, wait_for
+from worker import demodata
+
+# The bootstrap model (trained on other demo tickets) gets 0.93 of these 1,000 right.
+MIN_ACCURACY = 0.9
 
 
 def test_a_thousand_tickets_are_classified_exactly_once(
@@ -34,10 +38,12 @@ def test_a_thousand_tickets_are_classified_exactly_once(
         "SELECT DISTINCT model_version, max(attempts) FROM tickets GROUP BY 1"
     ).fetchall()
     assert len(versions) == 1 and versions[0][0] and versions[0][1] == 1
-    accuracy = conn.execute(
-        "SELECT avg((causa_predicted IS NOT NULL)::int) FROM tickets"
-    ).fetchone()
-    assert accuracy == (1,)
+    # and the predictions are right: the demo rows carry their true cause
+    truth = {f"T{i:06d}": t.cause for i, t in enumerate(demodata.generate(1000, seed=7))}
+    predicted = dict(conn.execute("SELECT number, causa_predicted FROM tickets").fetchall())
+    assert predicted.keys() == truth.keys()
+    accuracy = sum(predicted[n] == cause for n, cause in truth.items()) / len(truth)
+    assert accuracy >= MIN_ACCURACY, f"accuracy {accuracy:.3f} < {MIN_ACCURACY}"
 
 
 def test_beat_alone_picks_up_what_no_event_announced(

@@ -8,11 +8,10 @@ import psycopg
 import redis
 from typer.testing import CliRunner
 
-from shared.classify import classify_batch
+from flows.classify import classify_batch
+from flows.training import TRAINING_LOCK
 from tasks import admin
-from tasks.training import TRAINING_LOCK
 from tests.helpers import demo_rows, insert, statuses
-from training import registry
 
 
 def run(task: Any, **kwargs: Any) -> dict[str, Any]:
@@ -34,7 +33,7 @@ def test_reclassify_by_model_version_requeues_only_that_models_decisions(
     classify_all(rt)
     conn.execute("UPDATE tickets SET causa = 'Red' WHERE number = 'T000000'")
     insert(conn, demo_rows(5, prefix="N"))
-    version = registry.read_manifest(rt.settings.models_dir).version  # type: ignore[union-attr]
+    version = rt.registry.current().version
 
     # when an operator asks to reclassify what that version decided, twice
     first = run(admin.reclassify, model_version=version, triggered_by="test: alice")
@@ -86,9 +85,8 @@ def test_requeue_never_touches_tickets_in_flight(conn: psycopg.Connection[Any], 
 
 def test_rollback_happens_once_however_often_it_is_asked(rt: Any, model: Any) -> None:
     # given two models: the fixture's, then a second one promoted over it
-    first = registry.load_current(rt.settings.models_dir)
-    second = registry.promote(
-        rt.settings.models_dir,
+    first = rt.registry.load_current()
+    second = rt.registry.promote(
         first.pipeline,
         classes=first.classes,
         n_train=1,
@@ -102,19 +100,17 @@ def test_rollback_happens_once_however_often_it_is_asked(rt: Any, model: Any) ->
     # then the first model is in service and the second request changed nothing
     assert once["version"] == first.version
     assert twice["decision"].startswith("unchanged")
-    assert registry.read_manifest(rt.settings.models_dir).version == first.version  # type: ignore[union-attr]
+    assert rt.registry.current().version == first.version
     assert rt.store.latest_events()["rollback"]["payload"]["replaced"] == second.version
 
 
 def test_purge_backups_keeps_the_newest(rt: Any, model: Any) -> None:
-    current = registry.load_current(rt.settings.models_dir)
+    current = rt.registry.load_current()
     for i in range(3):
-        registry.promote(
-            rt.settings.models_dir, current.pipeline, classes=current.classes, n_train=i + 2
-        )
+        rt.registry.promote(current.pipeline, classes=current.classes, n_train=i + 2)
     assert len(run(admin.purge_backups, keep=1, triggered_by="t")["removed"]) == 2
     assert run(admin.purge_backups, keep=1, triggered_by="t")["removed"] == []
-    assert [k for k, _ in registry.list_models(rt.settings.models_dir)] == ["current", "backup"]
+    assert [k for k, _ in rt.registry.models()] == ["current", "backup"]
 
 
 def test_a_second_training_is_skipped_while_one_runs(rt: Any) -> None:

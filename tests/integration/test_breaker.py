@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
+from shared.settings import Settings
+from tasks.classify import poll_pending
 from tests.helpers import demo_rows, insert, wait_for
 from tests.proxy import Proxy, through, upstream_of
 from tests.redis_server import RedisServer
@@ -45,27 +48,25 @@ def breaker_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def rt(
+    conn: psycopg.Connection[Any],
     database_url: str,
+    settings: Settings,
     proxy: Proxy,
     receiver: Receiver,
     breaker_redis: RedisServer,
-    monkeypatch: pytest.MonkeyPatch,
-    rt: Any,
+    runtime_for: Callable[..., Any],
 ) -> Any:
-    """The suite's runtime, reaching the database through the proxy, with its breaker in a
-    private Redis (tasks still go to the suite's broker). One attempt per call (no retries),
-    so a probe of a dead database ends after the pool's wait."""
-    monkeypatch.setenv("DATABASE_URL", through(database_url, proxy.port))
-    monkeypatch.setenv("REDIS_URL", breaker_redis.url)
-    monkeypatch.setenv("CAUSA_BREAKER_PROBE_INTERVAL", str(PROBE_INTERVAL_S))
-    monkeypatch.setenv("CAUSA_RETRY_ATTEMPTS", "0")
-    monkeypatch.setenv("NOTIFY_URLS", receiver.url)
-    from worker import runtime
-
-    rt.store.close()
-    runtime.settings.cache_clear()
-    runtime.reset()
-    return runtime.runtime()
+    """A runtime reaching the database through the proxy, with its breaker in a private Redis
+    (tasks still go to the suite's broker). One attempt per call (no retries), so a probe of
+    a dead database ends after the pool's wait."""
+    return runtime_for(
+        settings,
+        database_url=SecretStr(through(database_url, proxy.port)),
+        redis_url=SecretStr(breaker_redis.url),
+        breaker_probe_interval=PROBE_INTERVAL_S,
+        retry_attempts=0,
+        notify_urls=receiver.url,
+    )
 
 
 class Probes:
@@ -99,8 +100,6 @@ def test_while_the_database_is_down_one_probe_at_a_time_then_it_closes_and_enque
     rt: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tasks.classify import poll_pending
-
     insert(conn, demo_rows(30))  # directly, not through the proxy
     probes = Probes(rt.store)
     monkeypatch.setattr(rt.store, "pending_count", probes)

@@ -7,11 +7,12 @@ from typing import Any
 
 import psycopg
 
-from shared.classify import classify_batch
+from flows.classify import classify_batch
 from shared.settings import Settings
 from shared.store import PostgresStore, is_pooled
 from tests.helpers import demo_rows, insert, statuses
 from training import registry
+from training.registry import ModelRegistry
 from worker.model_holder import ModelHolder
 
 BAD_INPUT = {
@@ -32,7 +33,14 @@ BAD_INPUT = {
 def run_batch(
     settings: Settings, store: PostgresStore, models_dir: Path, **kw: Any
 ) -> dict[str, Any]:
-    return classify_batch(store, ModelHolder(models_dir), settings, worker="test", limit=1000, **kw)
+    return classify_batch(
+        store,
+        ModelHolder(ModelRegistry.local(models_dir)),
+        settings,
+        worker="test",
+        limit=1000,
+        **kw,
+    )
 
 
 def test_bad_input_gets_a_clear_outcome_and_nothing_is_lost(

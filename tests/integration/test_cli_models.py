@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from shared import demodata
 from tests.helpers import demo_rows, insert
+from worker import demodata
 from worker.cli import app
 
 runner = CliRunner()

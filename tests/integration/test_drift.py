@@ -4,18 +4,20 @@ real model, the report over the window, the event stored where `causa status` re
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from shared import demodata
-from shared.classify import classify_batch
+from flows.classify import classify_batch
+from flows.drift import check
 from shared.settings import Settings
 from shared.store import PostgresStore
 from tests.helpers import demo_rows, insert
-from training import drift
+from training.registry import ModelRegistry
+from worker import demodata
 from worker.model_holder import ModelHolder
 
 Row = tuple[str, str | None, str | None]
@@ -52,7 +54,7 @@ def classified(
 ) -> tuple[PostgresStore, ModelHolder]:
     """Insert the tickets and classify them the way a worker does."""
     insert(conn, rows)
-    store, holder = PostgresStore(settings), ModelHolder(settings.models_dir)
+    store, holder = PostgresStore(settings), ModelHolder(ModelRegistry.local(settings.models_dir))
     summary = classify_batch(store, holder, settings, worker="test", limit=len(rows))
     assert summary["claimed"] == len(rows)
     return store, holder
@@ -63,7 +65,7 @@ def run_check(
 ) -> tuple[dict[str, Any], Notifications]:
     notifier = Notifications()
     try:
-        result = drift.check(store, holder.get(), settings, notifier, **kw)
+        result = check(store, holder.get(), settings, notifier, **kw)
     finally:
         store.close()
     return result, notifier
@@ -172,7 +174,10 @@ def test_a_model_without_reference_says_to_retrain(
 
 
 def test_the_task_stores_the_report_and_starts_a_retraining_when_asked(
-    conn: psycopg.Connection[Any], settings: Settings, model: Path, rt: Any
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    model: Path,
+    runtime_for: Callable[..., Any],
 ) -> None:
     from celery import signals
 
@@ -181,7 +186,7 @@ def test_the_task_stores_the_report_and_starts_a_retraining_when_asked(
     # given drifted decisions and a worker whose settings ask for retraining on drift
     store, _ = classified(conn, settings, printer_rows(250))
     store.close()
-    rt.settings = rt.settings.model_copy(update={"drift_retrain": True})
+    rt = runtime_for(settings, drift_retrain=True)
     published: list[tuple[str, str, Any]] = []
 
     def sent(headers: dict[str, Any], body: Any, routing_key: str, **_: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -11,6 +12,7 @@ import redis
 from pydantic import SecretStr
 
 from shared.settings import ConfigError, Settings
+from tasks import classify
 from tests.helpers import demo_rows, insert, wait_for
 from worker import listener
 
@@ -45,21 +47,15 @@ def test_the_listener_refuses_the_transaction_pooler(settings: Settings) -> None
 
 
 def test_poll_enqueues_one_task_per_batch_less_those_queued(
-    conn: psycopg.Connection[Any], redis_url: str, monkeypatch: Any
+    conn: psycopg.Connection[Any],
+    redis_url: str,
+    settings: Settings,
+    runtime_for: Callable[..., Any],
 ) -> None:
-    from tasks import classify
-    from worker import runtime
-
-    runtime.settings.cache_clear()
-    runtime.reset()
-    monkeypatch.setenv("CAUSA_BATCH_SIZE", "100")
+    runtime_for(settings, batch_size=100)
     insert(conn, demo_rows(250))
-    try:
-        first = classify.poll_pending()
-        second = classify.poll_pending()
-    finally:
-        runtime.settings.cache_clear()
-        runtime.reset()
+    first = classify.poll_pending()
+    second = classify.poll_pending()
     assert first == {"pending": 250, "retry": 0, "claimed": 0, "enqueued": 3}
     assert second["enqueued"] == 0, "three tasks already wait for the same tickets"
     assert redis.Redis.from_url(redis_url).llen("causa") == 3

@@ -132,7 +132,8 @@ def point_plugins_at(monkeypatch: pytest.MonkeyPatch, slack: str, discord: str, 
 @pytest.fixture
 def captured_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     """causa.notify's structlog events (a fresh logger: another test may have cached one)."""
-    monkeypatch.setattr(notify, "log", structlog.get_logger("causa.notify"))
+    for module in (notify.send, notify.throttle):  # the modules of shared.notify that log
+        monkeypatch.setattr(module, "log", structlog.get_logger("causa.notify"))
     with structlog.testing.capture_logs() as logs:
         yield logs
 

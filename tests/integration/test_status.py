@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from typer.testing import CliRunner
 
-from shared.classify import classify_batch
+from flows.classify import classify_batch
 from tests.helpers import demo_rows, insert
 
 

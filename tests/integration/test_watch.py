@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from shared.watch import DEAD_LETTER_MARK, watch
+from flows.watch import DEAD_LETTER_MARK, watch
 from tests.helpers import demo_rows, insert
 from tests.webhook import Receiver
 

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared.classify import classify_batch, decide
+from flows.classify import classify_batch, decide, tasks_needed
 from shared.settings import Settings
 from shared.store import Claimed, Failure, Labelled, Result
-from tasks.classify import tasks_needed
 
 
 @dataclass

@@ -1,12 +1,14 @@
-"""Unit tests for shared.demodata, the synthetic service-desk ticket generator."""
+"""Unit tests for worker.demodata, the synthetic service-desk ticket generator."""
 
 import re
+import tomllib
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from shared import demodata
-from shared.demodata import CAUSES, DemoTicket, generate
+from worker import demodata
+from worker.demodata import CAUSES, DemoTicket, generate
 
 SPANISH_WORDS = frozenset(
     {"el", "la", "los", "las", "de", "del", "que", "en", "y", "con", "para", "al"}
@@ -139,16 +141,19 @@ def test_text_is_learnable_but_not_trivial() -> None:
 
 def test_template_tables_are_consistent() -> None:
     # given: every template of the module, filled with the shortest and the longest slot values
-    slots = demodata.SLOTS
+    tables = demodata.tables()
+    slots = tables.slots
     assert slots["es"].keys() == slots["en"].keys()
     assert all(len(slots["es"][k]) == len(slots["en"][k]) for k in slots["es"])
-    shared = [template for _, template in (*demodata.AMBIGUOUS, *demodata.VAGUE)]
-    templates = [t for cause in CAUSES for t in demodata.TEMPLATES[cause]] + shared
+    shared = [template for _, template in (*tables.ambiguous, *tables.vague)]
+    templates = [t for cause in CAUSES for t in tables.templates[cause]] + shared
     # then: each cause has at least 15 distinct templates, every ambiguous cause is a real one
-    assert all(len(set(demodata.TEMPLATES[cause])) >= 15 for cause in CAUSES)
-    assert {c for causes, _ in (*demodata.AMBIGUOUS, *demodata.VAGUE) for c in causes} <= set(
-        CAUSES
-    )
+    assert all(len(set(tables.templates[cause])) >= 15 for cause in CAUSES)
+    assert {c for causes, _ in (*tables.ambiguous, *tables.vague) for c in causes} <= set(CAUSES)
+    # and the framing phrases exist in both languages, the weights cover exactly the causes
+    for phrases in (tables.greetings, tables.follow_ups, tables.closings, tables.urgent_prefixes):
+        assert phrases.keys() == {"es", "en"} and all(phrases.values())
+    assert set(demodata.CAUSE_WEIGHTS) == set(CAUSES) == set(tables.templates)
     # when / then: every subject renders to 3-10 words and every body to exactly one sentence
     for lang, (short_at, body_at) in {"es": (0, 1), "en": (2, 3)}.items():
         for pick in (min, max):
@@ -161,3 +166,16 @@ def test_template_tables_are_consistent() -> None:
                 body = template[body_at].format_map(values)
                 assert 3 <= len(short.split()) <= 10, short
                 assert len(SENTENCE_END.findall(body)) == 1, body
+
+
+def test_the_data_files_ship_with_the_package() -> None:
+    # given: pyproject's package-data, which decides what an installed causa carries
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["worker"]
+    # when / then: every file beside the generator's code is matched by one of them
+    package = root / "worker" / "demodata"
+    data = {p for p in package.iterdir() if p.suffix in {".json", ".sql"}}
+    assert data and all(any(p.match(f"*/{pat}") for pat in patterns) for p in data)
+    assert demodata.TABLE_SQL.count("CREATE TABLE IF NOT EXISTS tickets") == 1

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from shared import demodata
+from flows.drift import check
 from shared.settings import Settings
 from training import candidates, dataset, drift, registry
-from training.registry import LoadedModel
+from training.registry import LoadedModel, ModelRegistry
+from worker import demodata
 
 REFERENCE = {
     "classes": {"a": 0.5, "b": 0.3, "c": 0.2},
@@ -198,7 +199,7 @@ def test_a_promoted_challenger_carries_its_reference(tmp_path: Path) -> None:
         min_tickets_per_s=100,
         min_class_count=10,
     )  # type: ignore[call-arg]
-    report = retrain(data, settings)
+    report = retrain(data, settings, ModelRegistry.from_settings(settings), trigger="test")
     info = registry.read_manifest(settings.models_dir)
     assert report.version is not None and info is not None and info.version == report.version
     assert info.reference["tickets"] == report.n_holdout
@@ -255,13 +256,13 @@ def test_check_stores_every_report_and_notifies_only_drift(model: Path) -> None:
     # given the model's decisions on ordinary tickets, and a few of an older model
     store = FakeStore(stream(loaded, texts(150)) + stream(loaded, texts(20), version="old"))
     notifier = FakeNotifier()
-    result = drift.check(store, loaded, settings, notifier)
+    result = check(store, loaded, settings, notifier)
     assert result["verdict"] == "ok" and result["tickets"] == 150
     assert result["other_versions"] == 20 and result["model_version"] == loaded.version
     assert store.events == [("drift", result)] and notifier.sent == []
     # when every ticket is about printers
     store = FakeStore(stream(loaded, texts(150, cause="Impresoras")))
-    result = drift.check(store, loaded, settings, notifier)
+    result = check(store, loaded, settings, notifier)
     assert result["verdict"] == "drift" and result["psi"] > 1.0
     (sent,) = notifier.sent
     assert sent["event"] == "drift detected" and sent["level"] == "warning"
@@ -271,7 +272,7 @@ def test_check_stores_every_report_and_notifies_only_drift(model: Path) -> None:
 
 def test_check_without_a_model_stores_that(model: Path) -> None:
     store, notifier = FakeStore([]), FakeNotifier()
-    result = drift.check(store, None, Settings(models_dir=model), notifier)  # type: ignore[call-arg]
+    result = check(store, None, Settings(models_dir=model), notifier)  # type: ignore[call-arg]
     assert result["verdict"] == "no model" and store.events == [("drift", result)]
 
 

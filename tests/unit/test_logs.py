@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 import structlog
+from concurrent_log_handler import ConcurrentRotatingFileHandler as RotatingFile
 
 from shared import logs
-from shared.classify import classify_batch
 from shared.settings import Settings
-from tests.unit.test_classify import FakeModel, FakeStore, Models, ticket
 
 
 @pytest.fixture(autouse=True)
@@ -46,17 +45,29 @@ def test_the_file_rotates_into_at_most_n_gzip_files_of_json_lines(tmp_path: Path
     for i in range(200):
         log.info("line", i=i, padding="x" * 40)
         logging.getLogger("celery.test").info("celery line %d", i)
-    # then the current file and exactly 3 compressed ones remain, all JSON lines
-    names = sorted(p.name for p in path.parent.iterdir() if not p.name.endswith(".lock"))
-    assert names == ["causa.log", "causa.log.1.gz", "causa.log.2.gz", "causa.log.3.gz"]
-    for name in names:
+    # then the current file and exactly 3 compressed ones remain, all JSON lines, beside the
+    # hidden lock file concurrent-log-handler keeps
+    names = sorted(p.name for p in path.parent.iterdir())
+    assert names == [
+        ".__causa.lock",
+        "causa.log",
+        "causa.log.1.gz",
+        "causa.log.2.gz",
+        "causa.log.3.gz",
+    ]
+    for name in names[1:]:
         rows = lines_of(path.parent / name)
         assert rows and all(r["level"] == "info" and "timestamp" in r for r in rows)
-        assert (path.parent / name).stat().st_size <= 2048 or name.endswith(".gz")
+    # and the file rotates once it has reached the size, so it passes it by one line at most
+    assert path.stat().st_size < 2048 + longest_line(path)
     # and the newest lines are in the current file, the older ones in .1.gz before .2.gz
     newest = [r.get("i") for r in lines_of(path) if "i" in r]
     older = [r.get("i") for r in lines_of(path.parent / "causa.log.1.gz") if "i" in r]
     assert newest[-1] == 199 and max(older) < min(newest)
+
+
+def longest_line(path: Path) -> int:
+    return max(len(line) for line in path.read_bytes().splitlines(keepends=True))
 
 
 def test_no_backups_means_the_file_starts_afresh(tmp_path: Path) -> None:
@@ -64,10 +75,28 @@ def test_no_backups_means_the_file_starts_afresh(tmp_path: Path) -> None:
     logs.configure(json=True, file=path, max_bytes=1024, backups=0)
     for i in range(100):
         structlog.get_logger("t").info("line", i=i)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["causa.log", "causa.log.lock"]
-    assert path.stat().st_size <= 1024 and lines_of(path)[-1]["i"] == 99
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".__causa.lock", "causa.log"]
+    assert path.stat().st_size < 1024 + longest_line(path)
+    assert lines_of(path)[-1]["i"] == 99
 
 
+def test_configuring_again_closes_the_previous_file(tmp_path: Path) -> None:
+    # given a process logging to a file (as a worker does before its pool forks)
+    logs.configure(json=True, file=tmp_path / "causa.log")
+    structlog.get_logger("t").info("before")
+    [old] = [h for h in logging.getLogger().handlers if isinstance(h, RotatingFile)]
+    assert old.stream is not None and old.stream_lock is not None
+    # when it configures logging again (as each forked pool process does)
+    logs.configure(json=True, file=tmp_path / "causa.log")
+    structlog.get_logger("t").info("after")
+    # then the old handler is closed and gone, and the new one writes to the same file
+    [new] = [h for h in logging.getLogger().handlers if isinstance(h, RotatingFile)]
+    assert new is not old and old.stream is None and old.stream_lock is None
+    assert [r["event"] for r in lines_of(tmp_path / "causa.log")] == ["before", "after"]
+
+
+# The spawned writers import this module: what the classify tests need (the model stack) is
+# imported inside them, so that each writer starts in about a second rather than ten.
 def _write_lines(path: Path, writer: int, count: int) -> None:
     logs.configure(json=True, file=path, max_bytes=4096, backups=100)
     for i in range(count):
@@ -87,7 +116,7 @@ def test_processes_sharing_one_file_lose_and_mangle_no_line(tmp_path: Path) -> N
         p.join(60)
         assert p.exitcode == 0
     # then every line of every writer is in the current file or a backup, whole, exactly once
-    rows = [r for f in tmp_path.glob("causa.log*") if f.suffix != ".lock" for r in lines_of(f)]
+    rows = [r for f in tmp_path.glob("causa.log*") for r in lines_of(f)]
     seen = sorted((r["writer"], r["i"]) for r in rows)
     assert seen == [(w, i) for w in range(4) for i in range(300)]
     assert len(list(tmp_path.glob("causa.log.*.gz"))) > 10  # it did rotate, many times
@@ -96,6 +125,9 @@ def test_processes_sharing_one_file_lose_and_mangle_no_line(tmp_path: Path) -> N
 def test_every_line_about_a_ticket_names_it_the_task_the_worker_and_the_model(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from flows.classify import classify_batch
+    from tests.unit.test_classify import FakeModel, FakeStore, Models, ticket
+
     # given JSON logging at DEBUG and a task's context, bound as task_prerun does
     logs.configure(level="DEBUG", json=True)
     structlog.contextvars.bind_contextvars(
@@ -119,20 +151,26 @@ def test_every_line_about_a_ticket_names_it_the_task_the_worker_and_the_model(
     )
 
 
-class RefusingStore(FakeStore):
-    def apply(self, results: Any) -> dict[str, int]:
-        raise ValueError(f"row refused: {self.texts}")
+def refusing_store(tickets: list[Any], quoted: str) -> Any:
+    """A store whose error message quotes a ticket's text (as a database error may)."""
+    from tests.unit.test_classify import FakeStore
 
-    texts = ""
+    class RefusingStore(FakeStore):
+        def apply(self, results: Any) -> dict[str, int]:
+            raise ValueError(f"row refused: {quoted}")
+
+    return RefusingStore(tickets)
 
 
 def test_ticket_text_in_an_error_is_scrubbed_from_the_log(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from flows.classify import classify_batch
+    from tests.unit.test_classify import FakeModel, Models, ticket
+
     # given a store whose error message quotes the ticket's text (as a database error may)
     text = "el portátil de Ana no arranca tras la actualización"
-    store = RefusingStore([ticket("1", text)])
-    store.texts = text
+    store = refusing_store([ticket("1", text)], text)
     logs.configure(level="INFO", json=True)
     # when the batch fails and the error is logged up the stack, as Celery's tracer does
     with pytest.raises(ValueError) as raised:

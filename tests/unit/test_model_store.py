@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from training import model_store, registry
-from training.registry import ModelError
+from training import registry
+from training.registry import ModelError, ModelRegistry
 from worker.model_holder import ModelHolder
 
 
@@ -21,7 +21,7 @@ def promote_again(store: Path) -> registry.ModelInfo:
 def test_a_worker_serves_what_is_promoted_in_the_store(model: Path, tmp_path: Path) -> None:
     # given the registry in a shared store and a worker with an empty local directory
     store, local = model, tmp_path / "local"
-    holder = ModelHolder(local, store)
+    holder = ModelHolder(ModelRegistry(store, local))
     first = holder.get()
     assert first is not None and first.version == registry.read_manifest(store).version  # type: ignore[union-attr]
     assert registry.read_manifest(local) == registry.read_manifest(store)
@@ -39,7 +39,7 @@ def test_a_copy_that_does_not_match_the_checksum_is_not_installed(
     model: Path, tmp_path: Path
 ) -> None:
     store, local = model, tmp_path / "local"
-    holder = ModelHolder(local, store)
+    holder = ModelHolder(ModelRegistry(store, local))
     before = holder.get()
     assert before is not None
     newer = promote_again(store)
@@ -47,13 +47,13 @@ def test_a_copy_that_does_not_match_the_checksum_is_not_installed(
     (store / newer.file).write_bytes(data[:-10] + b"0123456789")
 
     with pytest.raises(ModelError, match="not installed"):
-        model_store.sync(store, local)
+        registry.sync(store, local)
     assert holder.get() is before, "the model in service stays"
     assert registry.read_manifest(local).version == before.version  # type: ignore[union-attr]
 
 
 def test_nothing_is_copied_when_the_store_has_nothing_new(model: Path, tmp_path: Path) -> None:
     local = tmp_path / "local"
-    assert model_store.sync(model, local) is not None
-    assert model_store.sync(model, local) is None
-    assert model_store.sync(tmp_path / "empty-store", local) is None
+    assert registry.sync(model, local) is not None
+    assert registry.sync(model, local) is None
+    assert registry.sync(tmp_path / "empty-store", local) is None

@@ -10,7 +10,7 @@ import structlog
 
 from tests.helpers import install_model
 from training import registry
-from training.registry import ModelError
+from training.registry import ModelError, ModelRegistry
 from worker.model_holder import ModelHolder
 
 
@@ -77,7 +77,7 @@ def test_the_holder_swaps_on_a_new_manifest_and_keeps_the_old_model_on_a_bad_one
     models_dir: Path, model_cache: Path
 ) -> None:
     install_model(models_dir, model_cache)
-    holder = ModelHolder(models_dir)
+    holder = ModelHolder(ModelRegistry.local(models_dir))
     first = holder.get()
     assert first is not None
     assert holder.get() is first  # unchanged manifest: the same object, no reload
@@ -106,7 +106,7 @@ def test_the_holder_swaps_on_a_new_manifest_and_keeps_the_old_model_on_a_bad_one
 
 def test_no_model_means_none_and_a_clear_log(tmp_path: Path) -> None:
     with structlog.testing.capture_logs() as logs:
-        assert ModelHolder(tmp_path).get() is None
+        assert ModelHolder(ModelRegistry.local(tmp_path)).get() is None
     assert "causa train --bootstrap" in logs[0]["error"]
 
 

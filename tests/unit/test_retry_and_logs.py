@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import time
 
 import psycopg
 import pytest
@@ -23,11 +25,18 @@ def test_transient_errors_are_retried_with_growing_delays_and_logged() -> None:
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         return "ok"
 
+    # delays of 10, 20, 40 ms: large enough to show in the log (rounded to 10 ms), still fast
+    growing = Settings(retry_initial=0.01, retry_max=0.08, retry_jitter=0, retry_attempts=4)
+    started = time.monotonic()
     with structlog.testing.capture_logs() as captured:
-        assert retry.call(FAST, "apply", flaky) == "ok"
+        assert retry.call(growing, "apply", flaky) == "ok"
+    elapsed = time.monotonic() - started
     retries = [e for e in captured if e["event"] == "retrying"]
     assert [e["attempt"] for e in retries] == [1, 2, 3]
-    assert [e["delay_s"] for e in retries] == [0.0, 0.0, 0.0]  # rounded: 1, 2, 4 ms
+    delays = [e["delay_s"] for e in retries]
+    assert delays == [0.01, 0.02, 0.04]
+    assert all(later > earlier for earlier, later in itertools.pairwise(delays))
+    assert elapsed >= sum(delays)  # and they were waited, not only logged
     assert all(e["operation"] == "apply" for e in retries)
 
 

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared import schema
+import pytest
+
+from shared import queries, schema
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,3 +30,49 @@ def test_configured_names_are_quoted_everywhere() -> None:
     assert '"help"."Tickets_Fiducia"' in sql
     assert 'concat_ws(\' \', t."short_description", t."close_notes")' in sql
     assert "{{" not in sql
+
+
+def test_the_notification_channel_is_written_once() -> None:
+    # given the defaults; then the trigger notifies on schema.CHANNEL, the listener's channel
+    assert f"pg_notify('{schema.CHANNEL}', v_count::text)" in schema.render(Settings())
+
+
+def test_migrate_runs_the_backfill_of_schema_sql_in_batches() -> None:
+    # given the online section of the rendered schema
+    online = schema.ONLINE.search(schema.render(Settings(cause_column="Causa")))
+    assert online is not None
+    # when its one backfill UPDATE is turned into a batch
+    [(table, assignments, where)] = schema.BACKFILL.findall(online.group(1))
+    batch = schema._query("backfill_batch", table=table, set=assignments, where=where, batch="7")
+    # then it is that UPDATE's SET and WHERE, on at most 7 rows at a time
+    assert batch.startswith(f'UPDATE "tickets" SET {assignments}\n')
+    assert 'WHERE "Causa" IS NOT NULL AND causa_source IS NULL' in batch
+    assert "LIMIT 7 FOR UPDATE SKIP LOCKED" in batch and "{{" not in batch
+
+
+def test_named_queries_are_found_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given the .sql files of causa's packages; then each query is there by name
+    assert {"table_oid", "invalid_index", "backfill_batch"} <= set(
+        queries.load("shared", "sql/queries.sql")
+    )
+    demo = queries.load("worker.demodata", "demo.sql")
+    assert demo["run_summary"].startswith("SELECT count(*) AS tickets,")
+    # and a name the file does not have is an error that says where it looked
+    with pytest.raises(KeyError, match=r"no query named 'nope' in worker\.demodata/demo\.sql"):
+        demo["nope"]
+    # given files without a description, with SQL before the first name, or a name twice
+    package = tmp_path / "sqlfiles"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    bad = {
+        "bare.sql": "-- name: a\nSELECT 1\n",
+        "loose.sql": "SELECT 0;\n-- name: a\n-- the first\nSELECT 1\n",
+        "twice.sql": "-- name: a\n-- one\nSELECT 1\n-- name: a\n-- two\nSELECT 2\n",
+    }
+    for filename, text in bad.items():
+        (package / filename).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # then each is refused when loaded
+    for filename in bad:
+        with pytest.raises(ValueError, match=f"sqlfiles/{filename}"):
+            queries.load("sqlfiles", filename)

@@ -16,8 +16,8 @@ from celery.beat import Scheduler
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
+from flows.classify import classify_batch
 from shared import logs
-from shared.classify import classify_batch
 from shared.settings import Settings
 from tests.unit.test_classify import FakeModel, FakeStore, Models, ticket
 from worker import sentry

@@ -7,10 +7,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from shared import demodata
 from shared.settings import Settings
 from training import dataset, registry, tracking
-from training.train import retrain
+from training.registry import ModelRegistry
+from training.train import TrainingReport, retrain
+from worker import demodata
 
 FEW_TRIALS = 4  # enough to exercise the search; the default budget is for real data
 
@@ -33,10 +34,15 @@ def settings_for(tmp: Path, **kw: object) -> Settings:
     )  # type: ignore[arg-type]
 
 
+def train(data: list[dataset.Example], settings: Settings) -> TrainingReport:
+    """A training as `causa train` runs it, into the settings' model registry."""
+    return retrain(data, settings, ModelRegistry.from_settings(settings), trigger="test")
+
+
 def test_two_trainings_on_the_same_data_give_identical_predictions(tmp_path: Path) -> None:
     data = examples()
-    first = retrain(data, settings_for(tmp_path / "a"))
-    second = retrain(data, settings_for(tmp_path / "b"))
+    first = train(data, settings_for(tmp_path / "a"))
+    second = train(data, settings_for(tmp_path / "b"))
     assert first.summary()["challenger"] == second.summary()["challenger"]
     a = registry.load(tmp_path / "a" / "models", registry.read_manifest(tmp_path / "a" / "models"))  # type: ignore[arg-type]
     b = registry.load(tmp_path / "b" / "models", registry.read_manifest(tmp_path / "b" / "models"))  # type: ignore[arg-type]
@@ -48,16 +54,16 @@ def test_two_trainings_on_the_same_data_give_identical_predictions(tmp_path: Pat
 def test_first_model_promoted_then_an_equal_challenger_kept_then_rollback(tmp_path: Path) -> None:
     s = settings_for(tmp_path)
     data = examples()
-    first = retrain(data, s)
+    first = train(data, s)
     assert first.version is not None and first.decision.promote
     info = registry.read_manifest(s.models_dir)
     assert info is not None and info.thresholds and info.metrics["macro_f1"] > 0.8
     # the same data again: no gain of 0.01, the champion stays
-    second = retrain(data, s)
+    second = train(data, s)
     assert not second.decision.promote and second.version is None
     assert registry.read_manifest(s.models_dir).version == first.version  # type: ignore[union-attr]
     # an easier bar promotes, the old one becomes a backup, and rollback restores it
-    third = retrain(data, s.model_copy(update={"min_improvement": -1.0}))
+    third = train(data, s.model_copy(update={"min_improvement": -1.0}))
     assert third.version not in (None, first.version)
     listed = registry.list_models(s.models_dir)
     assert [k for k, _ in listed] == ["current", "backup"]
@@ -70,7 +76,7 @@ def test_rare_classes_are_left_out_and_reported(tmp_path: Path) -> None:
     data = examples() + [
         dataset.Example(f"R{i}", f"licencia de autocad {i}", "Licencias") for i in range(10)
     ]
-    report = retrain(data, settings_for(tmp_path))
+    report = train(data, settings_for(tmp_path))
     assert report.left_out == {"Licencias": 10}
     info = registry.read_manifest(tmp_path / "models")
     assert info is not None and "Licencias" not in info.classes
@@ -78,12 +84,12 @@ def test_rare_classes_are_left_out_and_reported(tmp_path: Path) -> None:
 
 def test_too_little_data_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     with pytest.raises(dataset.NotEnoughData, match="at least 50"):
-        retrain(examples(40), settings_for(tmp_path))
+        train(examples(40), settings_for(tmp_path))
 
 
 def test_each_training_is_an_mlflow_run_with_the_model_file(tmp_path: Path) -> None:
     s = settings_for(tmp_path)
-    report = retrain(examples(), s)
+    report = train(examples(), s)
     assert report.mlflow_run
     client = mlflow.MlflowClient(tracking.tracking_uri(s.home, None))
     run = client.get_run(report.mlflow_run)

@@ -1,21 +1,31 @@
-"""Classify one batch: claim, predict, write back. The heart of the worker, free of Celery."""
+"""Classify a batch (claim, predict, write back: the heart of the worker) and cover the
+backlog with tasks (beat's poll, the listener). Free of Celery: tasks go through the
+runtime's queue."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import structlog
 
+from flows.runtime import Runtime
 from shared import logs
+from shared.breaker import Breaker
+from shared.contract import Status
 from shared.retry import is_transient
 from shared.settings import Settings
-from shared.store import Claimed, Failure, Result, Status, TicketStore
+from shared.store import Claimed, Failure, QueueStore, Result
 from shared.text import clean
 
 log = structlog.get_logger("causa.classify")
+# Beat enqueues at most this many tasks per poll, so a huge backlog fills the queue in steps
+# instead of one burst; the next poll tops it up.
+MAX_ENQUEUE_PER_POLL = 500
 
 
 class Model(Protocol):
@@ -44,7 +54,9 @@ class Outcome:
 def verdict(model: Model, cause: str, confidence: float, threshold: float) -> Status:
     """classified at or above the class's threshold (the global one where the model has
     none), needs_review below it."""
-    return "classified" if confidence >= model.thresholds.get(cause, threshold) else "needs_review"
+    if confidence >= model.thresholds.get(cause, threshold):
+        return Status.CLASSIFIED
+    return Status.NEEDS_REVIEW
 
 
 def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcome:
@@ -58,7 +70,7 @@ def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcom
             Result(
                 c.number,
                 c.claim_token,
-                "needs_review",
+                Status.NEEDS_REVIEW,
                 None,
                 0.0,
                 model.version,
@@ -109,7 +121,7 @@ def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcom
 
 
 def classify_batch(
-    store: TicketStore,
+    store: QueueStore,
     models: ModelSource,
     settings: Settings,
     *,
@@ -147,8 +159,8 @@ def classify_batch(
     statuses = [r.status for r in outcome.results]
     summary: dict[str, object] = {
         "claimed": len(claimed),
-        "classified": statuses.count("classified"),
-        "needs_review": statuses.count("needs_review"),
+        "classified": statuses.count(Status.CLASSIFIED),
+        "needs_review": statuses.count(Status.NEEDS_REVIEW),
         "failed": failed["failed"],
         "retrying": failed["retrying"],
         "stale": applied["stale"] + failed["stale"],
@@ -171,3 +183,73 @@ def classify_batch(
         )
     logs.forget_ticket_texts()
     return summary
+
+
+@contextmanager
+def guarded(breaker: Breaker, *, probe: bool = False) -> Iterator[None]:
+    """Report the outcome of a database call to the breaker: a transient failure (after its
+    retries) opens it, a success closes it."""
+    try:
+        yield
+    except Exception as exc:
+        if is_transient(exc):
+            breaker.failure(exc, probe=probe)
+        raise
+    breaker.success()
+
+
+def classify_pending(
+    rt: Runtime, limit: int | None = None, numbers: Sequence[str] | None = None
+) -> dict[str, object]:
+    """One batch, unless the breaker holds batches back (the probe enqueues again once the
+    database is back)."""
+    if rt.breaker.is_open():
+        return {"claimed": 0, "skipped": "the database is unreachable"}
+    with guarded(rt.breaker):
+        return classify_batch(
+            rt.store,
+            rt.models,
+            rt.settings,
+            worker=rt.worker,
+            limit=limit or rt.settings.batch_size,
+            numbers=numbers,
+        )
+
+
+def tasks_needed(pending: int, retry: int, batch: int, queued: int) -> int:
+    """One task per batch of fresh tickets and one per ticket to retry (they go alone),
+    less the tasks already waiting, which will claim the same tickets."""
+    return max(0, min(MAX_ENQUEUE_PER_POLL, retry + math.ceil(pending / batch) - queued))
+
+
+def enqueue(rt: Runtime, pending: int, retry: int = 0) -> int:
+    """Enqueue the classify tasks `pending` fresh and `retry` reclaimed tickets need."""
+    n = tasks_needed(pending, retry, rt.settings.batch_size, rt.queue.waiting())
+    rt.queue.classify(n)
+    return n
+
+
+def cover_backlog(rt: Runtime) -> dict[str, Any]:
+    """Beat's safety net: cover the backlog (missed events, expired leases) with tasks.
+    While the database fails, only the caller that wins the probe touches it."""
+    # A probe holds its right until it ends, at most as long as a task may run.
+    allowed = rt.breaker.allow(hold=rt.settings.task_time_limit)
+    if allowed is None:
+        return {"enqueued": 0, "skipped": "the database is unreachable; another poll probes"}
+    try:
+        with guarded(rt.breaker, probe=allowed == "probe"):
+            counts = rt.store.pending_count()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning(
+            "poll failed: the database is unreachable", error=f"{type(exc).__name__}: {exc}"
+        )
+        return {"enqueued": 0, "skipped": "the database is unreachable"}
+    return {**counts, "enqueued": enqueue(rt, counts["pending"], counts["retry"])}
+
+
+def on_announced(rt: Runtime, announced: int) -> int:
+    """The listener's callback: tasks for `announced` new tickets, or (0, on connect) for
+    whatever arrived while it was away."""
+    return enqueue(rt, announced) if announced else int(cover_backlog(rt)["enqueued"])

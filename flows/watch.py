@@ -13,7 +13,7 @@ from typing import Any
 
 from shared.notify import Notify
 from shared.settings import Settings
-from shared.store import TicketStore
+from shared.store import ActivityStore
 
 # The time of the last dead-letter report, shared by every process (beat may move).
 DEAD_LETTER_MARK = "causa:watch:dead-letter-reported"
@@ -21,7 +21,7 @@ RECENT_WINDOW_S = 300
 
 
 def watch(
-    store: TicketStore,
+    store: ActivityStore,
     notifier: Notify,
     client: Any,
     settings: Settings,

@@ -1,0 +1,80 @@
+"""Retrain and roll back: the model in service changes only through these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from flows.runtime import Runtime
+from shared.contract import Event
+from training import dataset
+from training.compare import comparison_text
+from training.train import retrain as train_challenger
+
+log = structlog.get_logger("causa.training")
+
+# A training takes minutes (10 at most by design); these limits of the training tasks stop a
+# runaway one and stay below the broker's visibility timeout, so Redis never hands the same
+# training to a second worker while the first still runs.
+TRAINING_TIME_LIMIT_S = 1800
+TRAINING_SOFT_LIMIT_S = 1700
+# One training at a time across every worker: the lock outlives the hard time limit.
+TRAINING_LOCK = "causa:lock:training"
+
+
+def retrain(rt: Runtime, trigger: str) -> dict[str, Any]:
+    """Train on the tickets people labelled, promote the challenger if it wins; record the
+    decision and notify. Skipped (not queued) while another training runs."""
+    lock = rt.redis.lock(TRAINING_LOCK, timeout=TRAINING_TIME_LIMIT_S + 60, blocking=False)
+    if not lock.acquire():
+        log.info("training skipped: another one is running", trigger=trigger)
+        return {"decision": "skipped", "reason": "another training is running"}
+    try:
+        rt.notifier.send("training started", f"trigger: {trigger}", "")
+        try:
+            examples = dataset.assemble(rt.store.labelled())
+            report = train_challenger(examples, rt.settings, rt.registry, trigger=trigger)
+        except Exception as exc:
+            rt.notifier.send(
+                "training failed",
+                f"{type(exc).__name__} ({trigger})",
+                f"trigger: {trigger}\n{type(exc).__name__}: {exc}",
+                level="failure",
+            )
+            raise
+        summary = report.summary()
+        rt.store.record_event(Event.TRAINING, {"trigger": trigger, **summary})
+        promoted = summary["decision"] == "promote"
+        rt.notifier.send(
+            "training completed",
+            f"model {'promoted: ' + str(summary['version']) if promoted else 'rejected'}",
+            f"trigger: {trigger}\n{summary['reason']}\n\n{comparison_text(summary)}",
+            level="success" if promoted else "info",
+        )
+        return summary
+    finally:
+        lock.release()
+
+
+def roll_back(
+    rt: Runtime, version: str | None, replacing: str | None, trigger: str
+) -> dict[str, Any]:
+    """Put a backup back in service. With `replacing`, only while that version is still in
+    service: a repeated request changes nothing."""
+    current = rt.registry.current()
+    in_service = current.version if current else None
+    if (replacing is not None and in_service != replacing) or (
+        version is not None and in_service == version
+    ):
+        return {"version": in_service, "decision": "unchanged: already rolled back"}
+    info = rt.registry.rollback(version)
+    result = {"version": info.version, "replaced": in_service, "decision": info.decision}
+    rt.store.record_event(Event.ROLLBACK, {"trigger": trigger, **result})
+    rt.notifier.send(
+        "model rolled back",
+        f"model {info.version} back in service",
+        f"replaced {in_service}; trigger: {trigger}",
+        level="warning",
+    )
+    return result

@@ -1,0 +1,33 @@
+"""The names causa and its SQL agree on, written once: ticket statuses and event kinds.
+
+The SQL functions in shared/sql/ use the same literals (a unit test checks every status
+literal there is one of these).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """A ticket's `classification_status`."""
+
+    PENDING = "pending"  # waiting to be claimed
+    CLAIMED = "claimed"  # a worker holds its lease
+    CLASSIFIED = "classified"  # the model was sure: the cause is written (mode apply)
+    NEEDS_REVIEW = "needs_review"  # the model was unsure, or the text empty: a person decides
+    FAILED = "failed"  # dead letter: too many attempts
+    LABELLED = "labelled"  # a person set the cause: training data, never work
+
+
+# What the model decides for a ticket it could predict.
+DECIDED = (Status.CLASSIFIED, Status.NEEDS_REVIEW)
+
+
+class Event(StrEnum):
+    """Kinds of rows in causa_events (the latest of each is in `causa status`)."""
+
+    TRAINING = "training"
+    ROLLBACK = "rollback"
+    DRIFT = "drift"
+    ADMIN = "admin"

@@ -1,0 +1,143 @@
+"""Commands about models: train one, list them, roll back, score one, ask one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.settings import ConfigError
+from shared.store import make_store
+from training import dataset
+from training.registry import ModelError, ModelInfo, ModelRegistry
+from worker.cli import render
+from worker.cli.common import console, fail, settings
+
+
+def train(
+    data: Annotated[Path | None, typer.Option(help="Also train on this CSV (may be .gz).")] = None,
+    text_column: Annotated[str, typer.Option(help="The CSV's text column.")] = "text",
+    label_column: Annotated[str, typer.Option(help="The CSV's label column.")] = "label",
+    tickets: Annotated[
+        bool, typer.Option(help="Use the tickets people labelled (--no-tickets: CSV only).")
+    ] = True,
+    bootstrap: Annotated[
+        bool, typer.Option(help="A quick first model without search or comparison.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="--bootstrap: replace an existing model.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Train a challenger, compare it with the model in service on the same holdout, and
+    promote it if it wins (--bootstrap: a first model, no search)."""
+    # lazy, here and in evaluate: the model libraries cost seconds of start-up that the
+    # commands which never train or score (`causa health`, `status`) should not pay.
+    from training import bootstrap as first_model
+    from training.train import retrain
+
+    s = settings()
+    models = ModelRegistry.from_settings(s)
+    if not tickets and data is None:
+        raise fail("--no-tickets needs --data FILE: there would be nothing to train on")
+    if bootstrap and models.current() is not None and not force:
+        console.print(f"a model exists in {models.home}: nothing to do (--force replaces it)")
+        return
+    try:
+        store = make_store(s) if tickets else None
+        examples = dataset.assemble(
+            store.labelled() if store else None, data, text_column, label_column
+        )
+        if store:
+            store.close()
+        if bootstrap:
+            info, rare = first_model.train(examples, models, seed=s.seed)
+            console.print(
+                f"model {info.version} in service: trained on {info.n_train}"
+                f" tickets, holdout {info.metrics}; left out: {rare or 'none'}"
+            )
+            return
+        report = retrain(examples, s, models, trigger="cli")
+    except (ConfigError, ValueError, FileNotFoundError, ModelError) as exc:
+        raise fail(str(exc)) from None
+    render.decision(report.summary())
+    if as_json:
+        print(json.dumps(report.summary()))
+
+
+def models() -> None:
+    """The model in service and the backups."""
+    registry = ModelRegistry.from_settings(settings())
+    render.table(
+        f"models in {registry.home}",
+        ("", "version", "created", "trained on", "macro-F1", "decision"),
+        (
+            (kind, info.version, info.created_at, str(info.n_train), _f1(info), info.decision)
+            for kind, info in registry.models()
+        ),
+    )
+
+
+def _f1(info: ModelInfo) -> str:
+    f1 = info.metrics.get("macro_f1")
+    return f"{f1:.4f}" if isinstance(f1, float) else "—"
+
+
+def rollback(
+    version: Annotated[str | None, typer.Argument(help="Default: the newest backup.")] = None,
+) -> None:
+    """Put a backup model back in service; workers pick it up before their next batch."""
+    try:
+        info = ModelRegistry.from_settings(settings()).rollback(version)
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"model {info.version} is in service again")
+
+
+def evaluate(
+    data: Annotated[Path, typer.Option(help="A labelled CSV (may be .gz).")],
+    text_column: Annotated[str, typer.Option()] = "text",
+    label_column: Annotated[str, typer.Option()] = "label",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Score the model in service on a labelled CSV."""
+    from training.evaluate import predict as predict_all  # lazy: see train
+    from training.evaluate import score
+
+    try:
+        model = ModelRegistry.from_settings(settings()).load_current()
+        examples = dataset.from_csv(data, text_column, label_column)
+    except (ModelError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+    truth = [e.label for e in examples]
+    result = score(truth, *predict_all(model.pipeline, [e.text for e in examples]))
+    render.scores(
+        f"model {model.version} on {len(truth)} tickets of {data.name}:"
+        f" accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}",
+        result,
+    )
+    if as_json:
+        keys = ("accuracy", "macro_f1", "per_class")
+        print(json.dumps({k: result[k] for k in keys}))
+
+
+def predict(text: Annotated[str, typer.Argument(help="A ticket's text.")]) -> None:
+    """The cause the model in service gives one text, its confidence and the top 3."""
+    from flows.classify import verdict  # lazy: start-up time of the other commands
+
+    s = settings()
+    try:
+        model = ModelRegistry.from_settings(s).load_current()
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    proba = model.predict_proba([text])[0]
+    ranked = sorted(zip(model.classes, proba, strict=True), key=lambda cp: -cp[1])
+    cause, confidence = ranked[0]
+    status = verdict(model, cause, float(confidence), s.confidence_threshold)
+    print(f"{cause}\t{confidence:.3f}\t{status} (model {model.version})")
+    for c, p in ranked[:3]:
+        print(f"  {c}: {p:.3f}")
+
+
+COMMANDS: list[Callable[..., object]] = [train, models, rollback, evaluate, predict]

@@ -1,0 +1,102 @@
+"""Tables for the terminal: what the commands print, apart from what they do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from training.compare import comparison_rows
+from worker.cli.common import console
+
+
+def decision(summary: dict[str, Any]) -> None:
+    """A training's challenger and champion side by side on the same holdout, and the verdict."""
+    table = Table(title=f"challenger vs champion on {summary['holdout']} held-out tickets")
+    table.add_column("metric")
+    table.add_column("challenger", justify="right")
+    table.add_column("champion", justify="right")
+    for row in comparison_rows(summary):
+        table.add_row(*row)
+    Console().print(table)
+    console.print(
+        f"difference {summary['difference']} (relative {summary['relative']}), required"
+        f" {summary['min_improvement']}: [bold]{summary['decision']}[/bold] — {summary['reason']}"
+    )
+    if summary.get("left_out"):
+        console.print(f"left out for too few labels: {summary['left_out']}")
+    console.print(
+        f"challenger: {summary['model']}; {summary['tickets_per_s']} tickets/s on one"
+        f" core; {summary['seconds']} s; version in service:"
+        f" {summary['version'] or 'unchanged'}"
+    )
+
+
+def scores(title: str, result: dict[str, Any]) -> None:
+    """Per-class precision, recall and F1, then the confusion matrix."""
+    table = Table(title=title)
+    for column in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(column)
+    for cls, m in result["per_class"].items():
+        table.add_row(
+            cls, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])
+        )
+    Console().print(table)
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted)")
+    matrix.add_column("")
+    for label in result["labels"]:
+        matrix.add_column(label[:10], justify="right")
+    for label, row in zip(result["labels"], result["confusion"], strict=True):
+        matrix.add_row(label, *(str(v) for v in row))
+    Console().print(matrix)
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    out = Table(title=title)
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*row)
+    Console().print(out)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def status_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The report as (what, value) rows for the table."""
+    model, training, drift = report["model"], report["last_training"], report["drift"]
+    workers = report["workers"]
+    return [
+        ("backlog (pending)", str(report["backlog"])),
+        ("oldest pending ticket", duration(report["oldest_pending_s"])),
+        ("claimed (in flight)", str(report["claimed"])),
+        ("needs review", str(report["needs_review"])),
+        ("failed (dead letter)", str(report["failed"])),
+        ("classified, last 5 min", f"{report['classified_last_5_min']} ({report['rate_per_s']}/s)"),
+        ("queued tasks", str(report["queued_tasks"])),
+        (
+            "model in service",
+            f"{model['version']}, {duration(model['age_s'])} old, macro-F1"
+            f" {model['macro_f1'] if model['macro_f1'] is not None else '—'}"
+            if model
+            else "none: run `causa train --bootstrap`",
+        ),
+        (
+            "last training",
+            f"{training['decision']}: {training['reason']} ({training['at']})" if training else "—",
+        ),
+        ("drift", f"{drift['verdict']}, PSI {drift['psi']} ({drift['at']})" if drift else "—"),
+        (
+            "workers online",
+            ", ".join(workers) or "none" if workers is not None else report.get("broker_error", ""),
+        ),
+    ]

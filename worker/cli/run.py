@@ -1,0 +1,169 @@
+"""Commands that run causa: its services, its processes, the demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+
+from shared import logs, schema
+from shared.settings import ConfigError, load_settings
+from training import tracking
+from worker import flower as flower_ui
+from worker import listener, names, realtime, sentry, services
+from worker.cli.common import console, fail, ready_to_run, runtime, settings
+
+SCHEDULE_FILE = "celerybeat-schedule"
+
+
+def up() -> None:
+    """Start the embedded PostgreSQL and Redis under $CAUSA_HOME (for trying causa out)."""
+    s = load_settings()
+    found = services.up(s.home)
+    console.print(f"embedded services running; URLs written to {s.services_env}")
+    print(f"DATABASE_URL={found.database_url}\nREDIS_URL={found.redis_url}")
+
+
+def down() -> None:
+    """Stop the embedded services that `causa up` started."""
+    stopped = services.down(load_settings().home)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def migrate(
+    print_sql: Annotated[
+        bool, typer.Option("--print", help="Write the SQL, apply nothing.")
+    ] = False,
+    uninstall: Annotated[
+        bool, typer.Option(help="Remove every column, function, trigger and index causa added.")
+    ] = False,
+) -> None:
+    """Add causa's columns, indexes, triggers and queue functions to the ticket table
+    (--uninstall: remove them again, and nothing else)."""
+    s = settings()
+    if print_sql:
+        sys.stdout.write(schema.render(s, "uninstall.sql" if uninstall else "schema.sql"))
+        return
+    try:
+        with psycopg.connect(s.require_database_url(), autocommit=True) as conn:
+            schema.migrate(conn, s, uninstall=uninstall)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"{'removed causa from' if uninstall else 'migrated'} table {s.table}")
+
+
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Processes; default: one per core.")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Celery node name.")] = "causa@%h",
+) -> None:
+    """Run a Celery worker that classifies tickets (run as many as you like, anywhere)."""
+    s = ready_to_run()
+    from worker.app import app as celery  # lazy: start-up time of the other commands
+
+    argv = [
+        "worker",
+        "-Q",
+        f"{names.QUEUE},{names.TRAINING_QUEUE}",
+        "-n",
+        name,
+        "--loglevel",
+        s.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    n = concurrency or s.worker_concurrency
+    if n:
+        argv += ["--concurrency", str(n)]
+    celery.worker_main(argv)
+
+
+def beat(
+    schedule: Annotated[Path, typer.Option(help="Beat's state file.")] = Path(SCHEDULE_FILE),
+) -> None:
+    """Run Celery beat: polls for pending tickets (run exactly one)."""
+    s = ready_to_run()
+    from worker.app import app as celery  # lazy: start-up time of the other commands
+
+    celery.start(["beat", "-s", str(schedule), "--loglevel", s.log_level])
+
+
+def listen() -> None:
+    """Listen for new tickets (PostgreSQL NOTIFY, or Supabase Realtime without DATABASE_URL)
+    and enqueue classification at once."""
+    from flows.classify import on_announced  # lazy: start-up time of the other commands
+
+    s = settings()
+    sentry.init(s, {}, process="listener")
+    rt = runtime(s)
+    via = realtime if s.database_url is None and s.supabase_url else listener
+    try:
+        via.run(s, lambda announced: on_announced(rt, announced), threading.Event())
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+def flower(
+    port: Annotated[int, typer.Option(help="The port Flower listens on.")] = 5555,
+    address: Annotated[
+        str, typer.Option(help="The address Flower binds (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+) -> None:
+    """Run Celery Flower (workers, tasks, Prometheus /metrics) behind basic auth: user
+    CAUSA_FLOWER_USER, password CAUSA_FLOWER_PASSWORD or a random one printed once."""
+    s = load_settings()
+    try:
+        s.require_redis_url()
+        creds = flower_ui.credentials(s)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    logs.configure(
+        level=s.log_level,
+        json=s.log_json,
+        secrets=[*s.secret_values(), creds.password],  # a generated one too
+        file=s.log_file,
+        max_bytes=s.log_max_bytes,
+        backups=s.log_backups,
+    )
+    flower_ui.run(s, creds, port, address)
+
+
+def mlflow_ui(port: Annotated[int, typer.Option()] = 5000) -> None:
+    """Open MLflow's UI on the embedded tracking store (127.0.0.1)."""
+    s = settings()
+    uri = tracking.tracking_uri(s.home, s.mlflow_tracking_uri)
+    mlflow = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    subprocess.run([*mlflow, "--host", "127.0.0.1", "--port", str(port)], check=False)
+
+
+def demo(
+    tickets: Annotated[int, typer.Option(help="New tickets to stream in.")] = 2000,
+    rate: Annotated[float, typer.Option(help="Tickets per second inserted.")] = 400.0,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+) -> None:
+    """Run everything on embedded services and watch tickets get classified."""
+    from worker import demo as demo_run  # lazy: start-up time of the other commands
+
+    raise typer.Exit(demo_run.run(tickets=tickets, rate=rate, as_json=as_json))
+
+
+COMMANDS: list[Callable[..., object]] = [
+    up,
+    down,
+    migrate,
+    worker,
+    beat,
+    listen,
+    flower,
+    mlflow_ui,
+    demo,
+]
