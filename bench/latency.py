@@ -19,6 +19,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common
+from shared.settings import load_settings
 from worker import demodata
 
 PERCENTILES = """
@@ -54,7 +55,7 @@ def measure(
         commands["listener"] = ["listen"]
     with psycopg.connect(settings.require_database_url(), autocommit=True) as conn:
         common.fresh_table(conn, settings)
-        with common.running(home / "bench-logs-latency", env, **commands):
+        with common.running(home / "bench-logs-latency", env, module="worker.cli", **commands):
             n = stream(conn, rate, seconds)
             common.wait_final(conn, n)
         row = conn.execute(PERCENTILES).fetchone()
@@ -68,7 +69,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=100.0)
     p.add_argument("--seconds", type=float, default=60.0)
     args = p.parse_args()
-    base = common.load_settings()
+    base = load_settings()
     with common.environment(base.home) as (settings, env):
         models, info = common.model_dir(base, base.home)
         env["CAUSA_MODELS_DIR"] = str(models)

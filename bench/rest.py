@@ -20,6 +20,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common
+from shared.settings import Settings, load_settings
 
 
 def service_key() -> str:
@@ -31,7 +32,7 @@ def service_key() -> str:
 
 def run(
     conn: psycopg.Connection[object],
-    settings: common.Settings,
+    settings: Settings,
     env: dict[str, str],
     logdir: Path,
     n: int,
@@ -51,7 +52,7 @@ def main() -> None:
     args = p.parse_args()
     from tests.postgrest import PostgREST
 
-    base = common.load_settings()
+    base = load_settings()
     with common.environment(base.home) as (settings, env):
         models, info = common.model_dir(base, base.home)
         env.update(CAUSA_MODELS_DIR=str(models), CAUSA_POLL_INTERVAL="3600")

@@ -19,6 +19,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common
+from shared.settings import load_settings
 
 
 def main() -> None:
@@ -32,7 +33,7 @@ def main() -> None:
     )
     p.add_argument("--concurrency", type=int, default=2)
     args = p.parse_args()
-    base = common.load_settings()
+    base = load_settings()
     home = base.home
     with common.environment(home) as (settings, env):
         models, info = common.model_dir(base, home)

@@ -21,7 +21,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from shared.settings import Settings
+from shared.settings import Retries
 
 log = structlog.get_logger("causa.retry")
 T = TypeVar("T")
@@ -92,7 +92,7 @@ def _log_retry(what: str) -> Callable[[RetryCallState], None]:
     return before_sleep
 
 
-def policy(settings: Settings, what: str) -> Retrying:
+def policy(settings: Retries, what: str) -> Retrying:
     """Default: 1 -> 2 -> 4 -> 8 s (plus jitter), 4 retries, then the last error is raised."""
     backoff = wait_exponential_jitter(
         initial=settings.retry_initial, max=settings.retry_max, jitter=settings.retry_jitter
@@ -112,5 +112,5 @@ def policy(settings: Settings, what: str) -> Retrying:
     )
 
 
-def call(settings: Settings, what: str, fn: Callable[[], T]) -> T:
+def call(settings: Retries, what: str, fn: Callable[[], T]) -> T:
     return policy(settings, what)(fn)

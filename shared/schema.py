@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from shared import queries
-from shared.settings import ConfigError, Settings
+from shared.settings import ConfigError, TicketTable
 
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 CHANNEL = "causa_pending"
@@ -31,7 +31,7 @@ def _query(name: str, **values: str) -> str:
     return _fill(queries.load("shared", "sql/queries.sql")[name], values)
 
 
-def render(settings: Settings, template: str = "schema.sql") -> str:
+def render(settings: TicketTable, template: str = "schema.sql") -> str:
     """A template of shared/sql with the configured table and column names, quoted."""
     text_expr = (
         "concat_ws(' ', " + ", ".join(f"t.{_quoted(c)}" for c in settings.text_column_list) + ")"
@@ -47,7 +47,7 @@ def render(settings: Settings, template: str = "schema.sql") -> str:
     return _fill(resources.files("shared").joinpath(f"sql/{template}").read_text(), values)
 
 
-def check_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
+def check_table(conn: psycopg.Connection[Any], settings: TicketTable) -> None:
     """Stop with a clear message when the table or one of its columns is missing."""
     row = conn.execute(_query("table_oid"), [_quoted(settings.table)]).fetchone()
     if row is None or row[0] is None:
@@ -95,7 +95,9 @@ def _online(conn: psycopg.Connection[Any], part: str) -> None:
         conn.execute(_query("create_index", index=name, definition=definition))
 
 
-def migrate(conn: psycopg.Connection[Any], settings: Settings, *, uninstall: bool = False) -> None:
+def migrate(
+    conn: psycopg.Connection[Any], settings: TicketTable, *, uninstall: bool = False
+) -> None:
     """Apply the rendered SQL: columns, functions and triggers in one transaction, then the
     backfill and the indexes online (`conn` must be in autocommit). Or remove it all.
     Harmless to run again."""

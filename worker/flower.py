@@ -13,7 +13,7 @@ import secrets
 import sys
 from dataclasses import dataclass
 
-from shared.settings import ConfigError, Settings
+from shared.settings import ConfigError, Monitoring, Settings
 
 # 24 random bytes: about 190 bits, far beyond guessing over HTTP.
 GENERATED_PASSWORD_BYTES = 24
@@ -29,7 +29,7 @@ class Credentials:
     generated: bool
 
 
-def credentials(settings: Settings) -> Credentials:
+def credentials(settings: Monitoring) -> Credentials:
     """The user and password from settings, or a random password when none is set.
 
     Flower splits its basic-auth option at commas (it holds a list of `user:password`), so a

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from shared.logs import REDACTED
 from shared.notify.guard import guard_apprise_logs
 from shared.notify.mailto import mailto_url
-from shared.settings import ConfigError, Settings
+from shared.settings import ConfigError, Notifications
 
 SETTINGS_HINT = (
     "set NOTIFY_URLS (Apprise URLs), SLACK_WEBHOOK_URL, DISCORD_WEBHOOK_URL,"
@@ -44,7 +44,7 @@ class Channel:
         return f"{self.kind}://{REDACTED}"
 
 
-def channels(settings: Settings) -> list[Channel]:
+def channels(settings: Notifications) -> list[Channel]:
     """Every configured channel; ConfigError names the setting that is wrong and the fix."""
     found = [
         Channel(f"NOTIFY_URLS[{i}]", url) for i, url in enumerate(_split(settings.notify_urls), 1)
@@ -96,7 +96,7 @@ def _discord(webhook: str) -> str:
     return "discord://{}/{}".format(*match.groups())
 
 
-def _telegram(s: Settings) -> str:
+def _telegram(s: Notifications) -> str:
     if s.telegram_bot_token is None or not s.telegram_chat_id:
         raise ConfigError(
             "Telegram needs both TELEGRAM_BOT_TOKEN (from @BotFather) and TELEGRAM_CHAT_ID"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlencode
 
-from shared.settings import ConfigError, Settings
+from shared.settings import ConfigError, Notifications
 
 SMTPS_PORT = 465  # implicit TLS; every other port gets STARTTLS (except on loopback)
 LOOPBACK = ("localhost", "127.0.0.1", "::1")  # a local relay: plain SMTP, nothing leaves
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 
 
-def mailto_url(s: Settings) -> str:
+def mailto_url(s: Notifications) -> str:
     """SMTP_* and EMAIL_* as an Apprise mailto URL: SSL on 465, plain SMTP to a loopback
     relay, STARTTLS otherwise (a plain relay elsewhere: NOTIFY_URLS=mailto://...)."""
     if not s.smtp_host:

@@ -165,6 +165,7 @@ def test_no_secret_reaches_any_log_line_or_sentry_and_beat_checks_in_with_crons(
             timeout=120,
             what="beat's and the worker's check-ins for poll-pending",
         )
+    assert check_ins  # wait_for returns the condition's truthy value: the check-ins
     # then Sentry Crons saw the poll with its schedule, opened by beat and closed by the worker
     poll = [c for c in check_ins if c["monitor_slug"] == "poll-pending"]
     assert poll[0]["monitor_config"]["schedule"] == {

@@ -120,7 +120,7 @@ def test_new_words_in_ordinary_tickets_are_drift_while_the_classes_hold(
     conn: psycopg.Connection[Any], settings: Settings, model: Path
 ) -> None:
     # given ordinary tickets that each name things the model never saw (a new product line)
-    padded = [
+    padded: list[Row] = [
         (n, short, f"{long} quenixware zorblat flurbex v9 wexeltool kalmip")
         for n, short, long in demo_rows(300)
     ]

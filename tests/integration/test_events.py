@@ -21,10 +21,13 @@ def test_the_listener_announces_inserts_in_one_gathered_call(
     conn: psycopg.Connection[Any], settings: Settings
 ) -> None:
     announced: list[int] = []
+
+    def announce(n: int) -> int:
+        announced.append(n)
+        return 0
+
     stop = threading.Event()
-    thread = threading.Thread(
-        target=listener.run, args=(settings, lambda n: announced.append(n) or 0, stop)
-    )
+    thread = threading.Thread(target=listener.run, args=(settings, announce, stop))
     thread.start()
     try:
         wait_for(lambda: announced == [0], what="the catch-up call on connect")

@@ -66,17 +66,17 @@ def test_migration_of_200k_rows_never_blocks_a_writer_for_long(
         )
         assert errors == []
         assert len(stalls) > 50 and max(stalls) < MAX_WRITER_STALL_S, (max(stalls), took)
-        counts = dict(
+        counts: dict[str, int] = dict(
             conn.execute(
                 "SELECT classification_status, count(*) FROM tickets GROUP BY 1"
             ).fetchall()
         )
         with_cause = conn.execute("SELECT count(*) FROM tickets WHERE causa IS NOT NULL").fetchone()
-        assert counts["labelled"] == with_cause[0]  # type: ignore[index]
-        assert (
-            counts["pending"]
-            == conn.execute("SELECT count(*) FROM tickets WHERE causa IS NULL").fetchone()[0]
-        )  # type: ignore[index]
+        assert with_cause is not None
+        assert counts["labelled"] == with_cause[0]
+        without_cause = conn.execute("SELECT count(*) FROM tickets WHERE causa IS NULL").fetchone()
+        assert without_cause is not None
+        assert counts["pending"] == without_cause[0]
         valid = conn.execute(
             "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c"
             " ON c.oid = i.indexrelid WHERE c.relname IN ('causa_labelled_idx', 'causa_queue_idx')"

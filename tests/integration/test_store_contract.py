@@ -15,6 +15,7 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
+from shared.contract import Status
 from shared.settings import ConfigError, Settings
 from shared.store import FunctionStore, Result, SupabaseStore, make_store
 from tests.helpers import demo_rows, insert
@@ -62,7 +63,7 @@ def rest_store(settings: Settings, server: PostgREST) -> FunctionStore:
 
 
 def results(claimed: list[Any], cause: str = "Red") -> list[Result]:
-    return [Result(c.number, c.claim_token, "classified", cause, 0.9, "v1") for c in claimed]
+    return [Result(c.number, c.claim_token, Status.CLASSIFIED, cause, 0.9, "v1") for c in claimed]
 
 
 def test_claim_apply_is_idempotent(adapter: Any, conn: psycopg.Connection[Any]) -> None:

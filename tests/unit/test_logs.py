@@ -61,8 +61,8 @@ def test_the_file_rotates_into_at_most_n_gzip_files_of_json_lines(tmp_path: Path
     # and the file rotates once it has reached the size, so it passes it by one line at most
     assert path.stat().st_size < 2048 + longest_line(path)
     # and the newest lines are in the current file, the older ones in .1.gz before .2.gz
-    newest = [r.get("i") for r in lines_of(path) if "i" in r]
-    older = [r.get("i") for r in lines_of(path.parent / "causa.log.1.gz") if "i" in r]
+    newest = [r["i"] for r in lines_of(path) if "i" in r]
+    older = [r["i"] for r in lines_of(path.parent / "causa.log.1.gz") if "i" in r]
     assert newest[-1] == 199 and max(older) < min(newest)
 
 

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from shared.settings import Settings
 from tests.helpers import wait_for
 from worker import realtime
+from worker.listener import RECONNECT_FIRST_S
 
 
 def insert_payload(record: dict[str, object]) -> dict[str, object]:
@@ -76,4 +77,4 @@ def test_an_unreachable_realtime_server_is_said_clearly_and_retried() -> None:
     assert not thread.is_alive()
     warning = next(e for e in logs if e["event"].startswith("realtime subscription"))
     assert "beat's poll still finds new tickets" in warning["event"]
-    assert warning["retry_in_s"] == realtime.RECONNECT_FIRST_S
+    assert warning["retry_in_s"] == RECONNECT_FIRST_S

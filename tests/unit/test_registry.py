@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
     info = registry.ModelInfo(
         version="x",
         file="current/x.skops",
-        sha256=registry.hashlib.sha256(data).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
         created_at="now",
         classes=[],
         n_train=0,

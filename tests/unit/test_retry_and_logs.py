@@ -67,7 +67,7 @@ def test_other_errors_fail_at_once() -> None:
 def test_default_backoff_is_1_2_4_8() -> None:
     s = Settings(retry_jitter=0)
     wait = retry.policy(s, "x").wait
-    delays = [wait(type("S", (), {"attempt_number": n, "outcome": None})()) for n in (1, 2, 3, 4)]  # type: ignore[operator]
+    delays = [wait(type("S", (), {"attempt_number": n, "outcome": None})()) for n in (1, 2, 3, 4)]
     assert delays == [1, 2, 4, 8]
 
 

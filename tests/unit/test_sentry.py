@@ -29,7 +29,7 @@ SERVICE_KEY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2lnbmF0dXJl
 TEXT = "la VPN de María García no conecta desde casa, usuario mgarcia"
 
 
-class Captured(Transport):  # type: ignore[misc]
+class Captured(Transport):
     def __init__(self) -> None:
         super().__init__()
         self.envelopes: list[Envelope] = []

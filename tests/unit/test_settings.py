@@ -12,8 +12,9 @@ from worker.app import make_app
 def test_supabase_key_is_read_under_either_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SUPABASE_SERVICE_ROLE_KEY", raising=False)
     monkeypatch.setenv("SUPABASE_KEY", "legacy-name-key")
-    assert Settings().supabase_key is not None
-    assert Settings().supabase_key.get_secret_value() == "legacy-name-key"  # type: ignore[union-attr]
+    key = Settings().supabase_key
+    assert key is not None
+    assert key.get_secret_value() == "legacy-name-key"
 
 
 def test_prefixed_settings_and_conventional_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,7 +30,7 @@ def test_prefixed_settings_and_conventional_names(monkeypatch: pytest.MonkeyPatc
 )
 def test_unsafe_names_are_refused(field: str, value: str) -> None:
     with pytest.raises(ValidationError):
-        Settings(**{field: value})
+        Settings.model_validate({field: value})
 
 
 def test_missing_database_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,5 +83,5 @@ def test_default_timing_satisfies_the_reliability_rules() -> None:
     ],
 )
 def test_broken_timing_is_named(change: dict[str, object], problem: str) -> None:
-    problems = timing_problems(Settings(**change))  # type: ignore[arg-type]
+    problems = timing_problems(Settings.model_validate(change))
     assert any(problem in p for p in problems), problems

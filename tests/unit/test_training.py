@@ -24,14 +24,16 @@ def examples(n: int = 1500) -> list[dataset.Example]:
 
 
 def settings_for(tmp: Path, **kw: object) -> Settings:
-    return Settings(
-        models_dir=tmp / "models",
-        home=tmp / "home",
-        n_trials=FEW_TRIALS,
-        min_tickets_per_s=1000,
-        search_families="svc,cnb,sgd",
-        **kw,
-    )  # type: ignore[arg-type]
+    return Settings.model_validate(
+        {
+            "models_dir": tmp / "models",
+            "home": tmp / "home",
+            "n_trials": FEW_TRIALS,
+            "min_tickets_per_s": 1000,
+            "search_families": "svc,cnb,sgd",
+            **kw,
+        }
+    )
 
 
 def train(data: list[dataset.Example], settings: Settings) -> TrainingReport:
@@ -44,8 +46,12 @@ def test_two_trainings_on_the_same_data_give_identical_predictions(tmp_path: Pat
     first = train(data, settings_for(tmp_path / "a"))
     second = train(data, settings_for(tmp_path / "b"))
     assert first.summary()["challenger"] == second.summary()["challenger"]
-    a = registry.load(tmp_path / "a" / "models", registry.read_manifest(tmp_path / "a" / "models"))  # type: ignore[arg-type]
-    b = registry.load(tmp_path / "b" / "models", registry.read_manifest(tmp_path / "b" / "models"))  # type: ignore[arg-type]
+    info_a = registry.read_manifest(tmp_path / "a" / "models")
+    assert info_a is not None
+    a = registry.load(tmp_path / "a" / "models", info_a)
+    info_b = registry.read_manifest(tmp_path / "b" / "models")
+    assert info_b is not None
+    b = registry.load(tmp_path / "b" / "models", info_b)
     _, holdout = dataset.split(data)
     texts = [e.text for e in holdout]
     assert (a.predict_proba(texts) == b.predict_proba(texts)).all()
@@ -61,7 +67,8 @@ def test_first_model_promoted_then_an_equal_challenger_kept_then_rollback(tmp_pa
     # the same data again: no gain of 0.01, the champion stays
     second = train(data, s)
     assert not second.decision.promote and second.version is None
-    assert registry.read_manifest(s.models_dir).version == first.version  # type: ignore[union-attr]
+    kept = registry.read_manifest(s.models_dir)
+    assert kept is not None and kept.version == first.version
     # an easier bar promotes, the old one becomes a backup, and rollback restores it
     third = train(data, s.model_copy(update={"min_improvement": -1.0}))
     assert third.version not in (None, first.version)

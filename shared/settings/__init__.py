@@ -1,0 +1,181 @@
+"""causa's settings: the only module that reads the environment.
+
+causa's own settings carry the ``CAUSA_`` prefix; the conventional names (``DATABASE_URL``,
+``REDIS_URL``, ``SUPABASE_URL``, ...) are read as they are. Values come from the environment,
+then ``.env``, then the URLs that a running ``causa up`` wrote to ``$CAUSA_HOME/services.env``.
+The fields are grouped by concern in sections.py; `Settings` is all of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings.sections import (
+    Connections,
+    Logging,
+    Monitoring,
+    Notifications,
+    Queue,
+    Retries,
+    TicketTable,
+    Training,
+)
+
+__all__ = [
+    "ConfigError",
+    "Connections",
+    "Logging",
+    "Monitoring",
+    "Notifications",
+    "Queue",
+    "Retries",
+    "Settings",
+    "TicketTable",
+    "Training",
+    "jwt_role",
+    "load_settings",
+    "read_env_file",
+    "timing_problems",
+]
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says which and what to do."""
+
+
+class Settings(
+    BaseSettings,
+    Connections,
+    TicketTable,
+    Queue,
+    Retries,
+    Training,
+    Logging,
+    Notifications,
+    Monitoring,
+):
+    model_config = SettingsConfigDict(
+        env_prefix="CAUSA_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,  # NAME= in .env means unset, not an empty value
+    )
+
+    @property
+    def services_env(self) -> Path:
+        return self.home / "services.env"
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold, for the log and Sentry redactors."""
+        values = [getattr(self, name) for name, f in type(self).model_fields.items()]
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+
+    def require_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        raise ConfigError(
+            "no database: set DATABASE_URL (a PostgreSQL URL, e.g. Supabase's direct or pooled"
+            " connection string), or run `causa up` to start the embedded services"
+        )
+
+    def require_supabase(self) -> tuple[str, str]:
+        """SUPABASE_URL and a service-role key; an anon key is refused."""
+        if not self.supabase_url or self.supabase_key is None:
+            raise ConfigError(
+                "no database: set DATABASE_URL (a PostgreSQL URL), or SUPABASE_URL with"
+                " SUPABASE_SERVICE_ROLE_KEY, or run `causa up` for the embedded services"
+            )
+        key = self.supabase_key.get_secret_value()
+        role = jwt_role(key)
+        if role == "anon":
+            raise ConfigError(
+                "SUPABASE_SERVICE_ROLE_KEY holds the anon key: causa needs the service-role key"
+                " (Supabase dashboard, Project Settings, API keys)"
+            )
+        return self.supabase_url, key
+
+    def require_redis_url(self) -> str:
+        if self.redis_url is not None:
+            return self.redis_url.get_secret_value()
+        raise ConfigError(
+            "no broker: set REDIS_URL (e.g. redis://localhost:6379/0),"
+            " or run `causa up` to start the embedded services"
+        )
+
+
+def jwt_role(token: str) -> str | None:
+    """The `role` claim of a JWT (not verified: only to refuse the wrong key early)."""
+    import base64
+    import json
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    role = payload.get("role") if isinstance(payload, dict) else None
+    return role if isinstance(role, str) else None
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blank lines and # comments skipped."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and .env, falling back to the URLs of a running `causa up`."""
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    unset = (
+        settings.database_url is None and settings.redis_url is None and not settings.supabase_url
+    )
+    if unset and settings.services_env.exists():
+        embedded = read_env_file(settings.services_env)
+        settings = Settings(
+            **{
+                "database_url": embedded.get("DATABASE_URL"),
+                "redis_url": embedded.get("REDIS_URL"),
+                **overrides,
+            }  # type: ignore[arg-type]
+        )
+    return settings
+
+
+def timing_problems(settings: Settings) -> list[str]:
+    """The reliability rules of DESIGN.md that these settings break (empty when none).
+
+    A lease must outlive everything a worker may still do with the ticket (the task's hard
+    time limit plus the retries of its last write), or a second worker takes it while the
+    first still writes; Redis must not redeliver a task before its lease ends.
+    """
+    s = settings
+    problems = []
+    if s.task_time_limit >= s.lease_seconds:
+        problems.append(
+            f"CAUSA_TASK_TIME_LIMIT={s.task_time_limit} must be shorter than"
+            f" CAUSA_LEASE_SECONDS={s.lease_seconds}"
+        )
+    if s.task_time_limit + s.longest_backoff >= s.lease_seconds:
+        problems.append(
+            f"the task time limit plus the longest retry backoff"
+            f" ({s.task_time_limit} + {s.longest_backoff:.1f} s) must be shorter than"
+            f" CAUSA_LEASE_SECONDS={s.lease_seconds}: lower CAUSA_RETRY_* or raise"
+            " the lease"
+        )
+    if s.lease_seconds >= s.visibility_timeout:
+        problems.append(
+            f"CAUSA_LEASE_SECONDS={s.lease_seconds} must be shorter than"
+            f" CAUSA_VISIBILITY_TIMEOUT={s.visibility_timeout}"
+        )
+    return problems

@@ -1,0 +1,218 @@
+"""causa's settings by what they are about, one class per section.
+
+`Settings` (shared/settings/__init__.py) is all of them at once and the only reader of the
+environment; a function that needs one concern takes its section (`retry.policy` takes
+`Retries`, `notify.channels` takes `Notifications`), and a `Settings` is accepted there.
+Every field keeps its environment name: `CAUSA_<FIELD>`, or the conventional name given as
+its alias (`DATABASE_URL`, `SMTP_HOST`, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FAMILIES = ("svc", "logreg", "sgd", "cnb", "xgb")
+
+
+class Connections(BaseModel):
+    """Where things are: the database, the broker, Sentry, MLflow, files."""
+
+    database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
+    redis_url: SecretStr | None = Field(None, validation_alias="REDIS_URL")
+    supabase_url: str | None = Field(None, validation_alias="SUPABASE_URL")
+    supabase_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_KEY")
+    )
+    sentry_dsn: SecretStr | None = Field(None, validation_alias="SENTRY_DSN")
+    mlflow_tracking_uri: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
+    home: Path = Path(".causa")
+    models_dir: Path = Path("models")
+    # A directory every machine can read (NFS, a shared volume): promotions are published
+    # there and workers copy new models from it, checksum verified. None: models_dir only.
+    model_store: Path | None = None
+
+
+class TicketTable(BaseModel):
+    """The user's ticket table: its name and the columns causa reads and writes."""
+
+    table: str = "tickets"
+    number_column: str = "number"
+    text_columns: str = "short_description,description"
+    cause_column: str = "causa"
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        parts = value.split(".")
+        if len(parts) > 2 or not all(IDENTIFIER.match(p) for p in parts):
+            raise ValueError(
+                f"CAUSA_TABLE={value!r} is not a table name: use letters, digits and _ ,"
+                " optionally schema-qualified (public.tickets)"
+            )
+        return value
+
+    @field_validator("number_column", "cause_column")
+    @classmethod
+    def _column_name(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} is not a column name: use letters, digits and _")
+        return value
+
+    @field_validator("text_columns")
+    @classmethod
+    def _column_list(cls, value: str) -> str:
+        names = [c.strip() for c in value.split(",") if c.strip()]
+        bad = [c for c in names if not IDENTIFIER.match(c)]
+        if not names or bad:
+            raise ValueError(
+                f"CAUSA_TEXT_COLUMNS={value!r}: give one or more column names separated by commas"
+            )
+        return ",".join(names)
+
+    @property
+    def text_column_list(self) -> list[str]:
+        return self.text_columns.split(",")
+
+
+class Queue(BaseModel):
+    """The queue: batches, leases, time limits, what a decision needs."""
+
+    # 1,000 rows per claim keeps one claim/predict/apply round near 100 ms: large enough that
+    # per-call overhead vanishes, small enough that a lost worker strands little work.
+    batch_size: int = Field(1000, ge=1, le=10_000)
+    # The lease must outlive the task's hard time limit plus the longest retry backoff.
+    lease_seconds: int = Field(300, ge=2)
+    # Beat's safety net: how often pending tickets and expired leases are looked for.
+    poll_interval: float = Field(5.0, gt=0)
+    confidence_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    max_attempts: int = Field(3, ge=1)
+    classify_since: datetime | None = None
+    mode: Literal["apply", "suggest"] = "apply"
+    # Hard limit of one classify task; soft limit is 80 % of it.
+    task_time_limit: int = Field(120, ge=1)
+    # Redis redelivers an unacknowledged task after this long (kombu's visibility_timeout).
+    visibility_timeout: int = Field(3600, ge=1)
+    # Listener: how long notifications are gathered before tasks are enqueued.
+    listen_window_ms: int = Field(10, ge=0, le=5000)
+    # While the database fails, one probe at most this often (the circuit breaker).
+    breaker_probe_interval: float = Field(10.0, gt=0)
+    # Another beat may take over this long after the first one died (the single-beat lock).
+    beat_lock_ttl: float = Field(30.0, ge=2)
+    worker_concurrency: int | None = None  # None: one process per core
+
+    @property
+    def soft_time_limit(self) -> int:
+        return max(1, int(self.task_time_limit * 0.8))
+
+
+class Retries(BaseModel):
+    """Retries of database calls on transient errors (tenacity, shared/retry.py)."""
+
+    retry_attempts: int = Field(4, ge=0)  # retries after the first try
+    retry_initial: float = Field(1.0, ge=0)  # first delay, seconds; doubles every retry
+    retry_max: float = Field(8.0, ge=0)  # longest single delay, seconds
+    retry_jitter: float = Field(0.5, ge=0)  # up to this many random seconds added
+
+    @property
+    def longest_backoff(self) -> float:
+        """The sum of every retry delay in the worst case: what one write can wait in all."""
+        delays = (
+            min(self.retry_initial * 2**i, self.retry_max) + self.retry_jitter
+            for i in range(self.retry_attempts)
+        )
+        return float(sum(delays))
+
+
+class Training(BaseModel):
+    """Training, comparison and the model registry."""
+
+    seed: int = 42  # splits, Optuna's sampler and every estimator
+    # when beat runs tasks.training.retrain (minute hour day-of-month month day-of-week)
+    retrain_cron: str = "0 2 * * *"
+    min_improvement: float = Field(0.01, ge=0.0)  # macro-F1 a challenger must gain to replace
+    min_f1: float = Field(0.5, ge=0.0, le=1.0)  # floor for the first model
+    min_class_count: int = Field(30, ge=2)  # classes with fewer labels are left out
+    target_precision: float = Field(0.9, gt=0.0, le=1.0)  # per-class thresholds aim at this
+    n_trials: int = Field(30, ge=1)  # Optuna trials per training
+    # Model families the search tries (svc, logreg, sgd, cnb, xgb). XGBoost is off by default:
+    # on TF-IDF text it fits far slower than the linear models and did not beat them.
+    search_families: str = "svc,logreg,sgd,cnb"
+    search_timeout: float = Field(900.0, gt=0)  # seconds; a safety net, not the budget
+    min_tickets_per_s: float = Field(10_000.0, gt=0)  # inference on one core a model must reach
+    keep_backups: int = Field(10, ge=1)
+    # 1: the best single model. 2-3: a stack of the best families on one TF-IDF, about
+    # +0.003 macro-F1 on the reference data (not significant) for twice the fit time and memory.
+    stack_members: int = Field(1, ge=1, le=4)
+
+    _cron = field_validator("retrain_cron")(lambda value: check_cron(value))
+
+    @field_validator("search_families")
+    @classmethod
+    def _families(cls, value: str) -> str:
+        names = [f.strip() for f in value.split(",") if f.strip()]
+        unknown = [f for f in names if f not in FAMILIES]
+        if not names or unknown:
+            raise ValueError(f"CAUSA_SEARCH_FAMILIES={value!r}: choose from {', '.join(FAMILIES)}")
+        return ",".join(names)
+
+
+class Logging(BaseModel):
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON when stdout is not a terminal
+    log_file: Path | None = None  # also write JSON lines here, rotated and gzip-compressed
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # rotate the log file at this size
+    log_backups: int = Field(5, ge=0)  # compressed rotated files kept
+
+
+class Notifications(BaseModel):
+    """Where notifications go (Apprise URLs and the familiar variables) and how often."""
+
+    notify_urls: str = Field(  # Apprise URLs, separated by commas or spaces
+        "", validation_alias=AliasChoices("CAUSA_NOTIFY_URLS", "NOTIFY_URLS")
+    )
+    slack_webhook_url: SecretStr | None = Field(None, validation_alias="SLACK_WEBHOOK_URL")
+    discord_webhook_url: SecretStr | None = Field(None, validation_alias="DISCORD_WEBHOOK_URL")
+    telegram_bot_token: SecretStr | None = Field(None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_chat_id: str | None = Field(None, validation_alias="TELEGRAM_CHAT_ID")
+    smtp_host: str | None = Field(None, validation_alias="SMTP_HOST")
+    smtp_port: int = Field(587, validation_alias="SMTP_PORT")
+    smtp_user: str | None = Field(None, validation_alias="SMTP_USER")
+    smtp_password: SecretStr | None = Field(None, validation_alias="SMTP_PASSWORD")
+    email_from: str | None = Field(None, validation_alias="EMAIL_FROM")
+    email_to: str | None = Field(None, validation_alias="EMAIL_TO")  # commas for several
+    # The same error, or the same alarm, is notified at most once per this many seconds.
+    notify_every: float = Field(900.0, ge=0)
+
+
+class Monitoring(BaseModel):
+    """Flower, the watch's alarms and the drift report."""
+
+    flower_user: str = "causa"
+    flower_password: SecretStr | None = None  # None: a random one, printed once at start
+    # How often beat runs the watch task: stalls, dead letters, worker errors.
+    watch_interval: float = Field(60.0, gt=0)
+    # The alarm that catches every stall: the oldest pending ticket is older than this.
+    stall_after: float = Field(900.0, gt=0)
+    drift_cron: str = "15 * * * *"  # when beat runs the drift report
+    drift_window_hours: float = Field(24.0, gt=0)  # predictions compared with the holdout
+    drift_min_tickets: int = Field(200, ge=1)  # fewer recent predictions: no verdict
+    drift_threshold: float = Field(0.2, gt=0)  # PSI above this is drift (0.1 slight, 0.2 major)
+    drift_retrain: bool = False  # retrain when drift is detected
+
+    _cron = field_validator("drift_cron")(lambda value: check_cron(value))
+
+
+def check_cron(value: str) -> str:
+    """A five-field cron expression, or a ValueError that shows the form."""
+    if len(value.split()) != 5:
+        raise ValueError(
+            f"{value!r} is not a cron expression: give five fields, minute hour"
+            " day-of-month month day-of-week (e.g. '0 2 * * *' for 02:00 every day)"
+        )
+    return value
