@@ -4,6 +4,12 @@ While the database fails, new batches are not enqueued and queued ones do not cl
 probe at a time (at most one per `breaker_probe_interval`) checks whether it is back, instead
 of every task piling up its own retries. Opening and closing are each notified once.
 Without Redis there is nothing to share: the breaker lets everything through.
+
+Why not pybreaker (whose CircuitRedisStorage shares its state through Redis): its move from
+open to half-open is a read-then-write in each process, and in half-open it lets every caller
+through, so several processes probe a dead database at once. The tested promise here is one
+probe at a time across every process, held until the probe's outcome; that takes the two
+atomic Redis keys below (SET NX PX), which is all this module is.
 """
 
 from __future__ import annotations

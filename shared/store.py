@@ -302,6 +302,7 @@ class SupabaseStore(FunctionStore):
     @property
     def client(self) -> Any:
         if self._client is None:
+            # lazy: the Supabase client is heavy and only this adapter needs it
             from supabase import ClientOptions, create_client
 
             # causa's retry policy is the only one: the client's own (GET only) is off.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import TruncatedSVD
 from sklearn.ensemble import StackingClassifier
@@ -34,7 +35,7 @@ def features(p: dict[str, Any]) -> TfidfVectorizer | FeatureUnion:
         min_df=int(p["min_df"]),
         sublinear_tf=True,
         max_features=p.get("max_features"),
-        dtype=_float32(),
+        dtype=np.float32,
     )
     if not p.get("chars"):
         return words
@@ -45,15 +46,9 @@ def features(p: dict[str, Any]) -> TfidfVectorizer | FeatureUnion:
         min_df=3,
         sublinear_tf=True,
         max_features=200_000,
-        dtype=_float32(),
+        dtype=np.float32,
     )
     return FeatureUnion([("words", words), ("chars", chars)])
-
-
-def _float32() -> Any:
-    import numpy as np
-
-    return np.float32
 
 
 def classifier(family: str, p: dict[str, Any], seed: int) -> Any:

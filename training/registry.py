@@ -55,6 +55,14 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def preload() -> None:
+    """Import the libraries that loading and saving a model needs (a worker does it once,
+    before it forks its pool processes)."""
+    import skops.io  # noqa: F401  (lazy: see library_versions)
+
+    library_versions()
+
+
 def _minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 

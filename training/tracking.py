@@ -37,6 +37,7 @@ def log_training(
 ) -> str | None:
     """Log one run; returns its id. A tracking failure is logged, never fatal to training."""
     try:
+        # lazy, here and in _plot: MLflow and matplotlib load only when a training logs
         from mlflow import MlflowClient
         from mlflow.entities import Metric, Param, RunTag
 

@@ -18,6 +18,7 @@ from celery.schedules import crontab
 from flows.runtime import Runtime
 from shared import logs
 from shared.settings import Settings, load_settings
+from training import registry
 from worker import bootstrap, names, sentry
 from worker.queue import CeleryQueue
 
@@ -130,6 +131,10 @@ def _process_init(**_: Any) -> None:
 def _worker_init(**_: Any) -> None:
     # The worker's main process (consumer, pool supervision); its children init their own.
     sentry.init(app.settings, app.conf.beat_schedule, process="worker")
+    # The model libraries (imported lazily elsewhere, for the commands' start-up) are imported
+    # here, before the pool forks: every pool process shares them instead of spending seconds
+    # and memory importing them on its first batch.
+    registry.preload()
 
 
 @signals.beat_init.connect

@@ -65,7 +65,7 @@ def run(settings: Settings, creds: Credentials, port: int, address: str) -> None
             file=sys.stderr,
             flush=True,
         )
-    from worker.app import app as celery
+    from worker.app import app as celery  # lazy: after FLOWER_* are set in the environment
 
     # Flower applies tasks by name from its own app (POST /api/task/async-apply/<name>):
     # the task modules must be imported, as a worker does.

@@ -50,6 +50,7 @@ class Announcer:
 async def _session(
     settings: Settings, enqueue: Callable[[int], int], stop: threading.Event
 ) -> None:
+    # lazy: the Realtime client loads only in a listener without DATABASE_URL
     from realtime.types import RealtimePostgresChangesListenEvent
 
     from supabase import acreate_client

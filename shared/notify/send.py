@@ -15,7 +15,7 @@ from shared.notify.throttle import Throttle
 from shared.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
-    import apprise
+    import apprise  # lazy: Apprise loads its plugins; only processes that notify pay it
 
 log = structlog.get_logger("causa.notify")
 
@@ -38,14 +38,14 @@ class Notify(Protocol):
 
 
 def _notify_type(level: Level) -> Any:
-    import apprise
+    import apprise  # lazy: Apprise loads its plugins; only processes that notify pay it
 
     return apprise.NotifyType(level)
 
 
 def deliver(channel: Channel, title: str, body: str, level: Level = "info") -> bool:
     """Send to one channel alone (for `causa notify-test`); never raises."""
-    import apprise
+    import apprise  # lazy: Apprise loads its plugins; only processes that notify pay it
 
     guard_apprise_logs([channel.url])
     try:
@@ -111,7 +111,7 @@ class Notifier:
         """The Apprise object, built once; None when no channel is configured or usable."""
         with self._lock:
             if self._apprise is None:
-                import apprise
+                import apprise  # lazy: Apprise loads its plugins; only processes that notify pay it
 
                 self._apprise = apprise.Apprise(asset=apprise.AppriseAsset(app_id="causa"))
                 try:

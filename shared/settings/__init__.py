@@ -8,6 +8,8 @@ The fields are grouped by concern in sections.py; `Settings` is all of them.
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -109,9 +111,6 @@ class Settings(
 
 def jwt_role(token: str) -> str | None:
     """The `role` claim of a JWT (not verified: only to refuse the wrong key early)."""
-    import base64
-    import json
-
     parts = token.split(".")
     if len(parts) != 3:
         return None

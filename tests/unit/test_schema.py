@@ -76,3 +76,18 @@ def test_named_queries_are_found_by_name(tmp_path: Path, monkeypatch: pytest.Mon
     for filename in bad:
         with pytest.raises(ValueError, match=f"sqlfiles/{filename}"):
             queries.load("sqlfiles", filename)
+
+
+def test_every_status_the_sql_writes_or_compares_is_one_of_the_contract() -> None:
+    import re
+    from importlib import resources
+
+    from shared.contract import Status
+
+    sql = resources.files("shared").joinpath("sql/schema.sql").read_text()
+    compared = re.findall(
+        r"(?:classification_status|status)\s*(?:=|:=|IN)\s*\(?\s*('\w+'(?:\s*,\s*'\w+')*)", sql
+    )
+    literals = {w for part in compared for w in re.findall(r"'(\w+)'", part)}
+    assert literals >= {"pending", "claimed", "labelled", "failed"}, "the statuses were found"
+    assert literals <= {s.value for s in Status}, literals - {s.value for s in Status}
