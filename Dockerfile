@@ -8,6 +8,7 @@ COPY shared shared
 COPY worker worker
 COPY tasks tasks
 COPY training training
+COPY flows flows
 RUN pip install --no-cache-dir uv==0.13.9 \
  && uv pip install --system --no-cache -r requirements.lock \
  && uv pip install --system --no-cache --no-deps .

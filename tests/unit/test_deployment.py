@@ -182,3 +182,14 @@ def test_the_image_entrypoint_is_causa() -> None:
     assert 'ENTRYPOINT ["causa"]' in dockerfile
     assert "requirements.lock" in dockerfile
     assert "/data" in dockerfile, "MLflow's volume is writable by the image's user"
+
+
+def test_the_image_copies_every_package_causa_installs() -> None:
+    import tomllib
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    assert packages, "the packages were found"
+    for package in packages:
+        assert f"COPY {package} {package}" in dockerfile, f"the image lacks {package}/"
