@@ -60,13 +60,18 @@ def retrain(rt: Runtime, trigger: str) -> dict[str, Any]:
 def roll_back(
     rt: Runtime, version: str | None, replacing: str | None, trigger: str
 ) -> dict[str, Any]:
-    """Put a backup back in service. With `replacing`, only while that version is still in
-    service: a repeated request changes nothing."""
+    """Put a backup back in service: `version`, or the newest backup. A repeated or
+    redelivered request changes nothing: without `version`, a model that a rollback put in
+    service stays (to roll back further, name the version); with `replacing`, only while
+    that version is still in service."""
     current = rt.registry.current()
     in_service = current.version if current else None
-    if (replacing is not None and in_service != replacing) or (
-        version is not None and in_service == version
-    ):
+    repeated = (
+        (replacing is not None and in_service != replacing)
+        or (version is not None and in_service == version)
+        or (version is None and current is not None and current.rolled_back)
+    )
+    if repeated:
         return {"version": in_service, "decision": "unchanged: already rolled back"}
     info = rt.registry.rollback(version)
     result = {"version": info.version, "replaced": in_service, "decision": info.decision}

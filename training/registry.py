@@ -34,6 +34,8 @@ TRUSTED_OWN = frozenset({"shared.text.normalize"})
 TRUSTED_LIBRARIES = ("sklearn.", "xgboost.", "numpy.", "scipy.")
 # Backups kept after a promotion; older ones are deleted.
 DEFAULT_KEEP_BACKUPS = 10
+# How a rolled-back model's manifest begins its decision (and how a repeat is recognised).
+ROLLBACK = "rollback to "
 
 
 class ModelError(RuntimeError):
@@ -82,6 +84,11 @@ class ModelInfo:
     # The model's behaviour on its holdout (training.drift.reference), what the drift report
     # compares recent decisions with; empty for models promoted before drift monitoring.
     reference: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rolled_back(self) -> bool:
+        """This model is in service because a rollback put it back."""
+        return self.decision.startswith(ROLLBACK)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelInfo:
@@ -260,11 +267,19 @@ def _back_up(models_dir: Path, info: ModelInfo | None) -> None:
 
 
 def prune_backups(models_dir: Path, keep: int) -> list[str]:
-    """Delete all but the newest `keep` backups; the versions deleted."""
+    """Delete all but the newest `keep` backups, the models one could roll back to (a copy of
+    the model in service is none of them: it is neither counted nor deleted); the versions
+    deleted. At least one is kept, so that there is always a model to roll back to."""
+    if keep < 1:
+        raise ValueError(
+            f"keep={keep}: at least 1 backup is kept, so that there is a model to roll back to"
+        )
     backups = models_dir / "backups"
     if not backups.exists():
         return []
-    versions = sorted(p for p in backups.iterdir() if p.is_dir())
+    current = read_manifest(models_dir)
+    in_service = current.version if current else None
+    versions = sorted(p for p in backups.iterdir() if p.is_dir() and p.name != in_service)
     removed = versions[: max(0, len(versions) - keep)]
     for old in removed:
         shutil.rmtree(old)
@@ -290,7 +305,15 @@ def rollback(
     models_dir: Path, version: str | None = None, keep_backups: int = DEFAULT_KEEP_BACKUPS
 ) -> ModelInfo:
     """Put a backup back in service (default: the newest one), the same atomic way as a
-    promotion; the model it replaces becomes a backup in turn."""
+    promotion; the model it replaces becomes a backup in turn. Without `version`, a model
+    that a rollback put in service stays: repeating a rollback changes nothing."""
+    current = read_manifest(models_dir)
+    if version is None and current is not None and current.rolled_back:
+        raise ModelError(
+            f"model {current.version} is in service through a rollback already"
+            f" ({current.decision}): repeating it changes nothing. To roll back further, name"
+            " the version: `causa rollback VERSION` (`causa models` lists them)"
+        )
     backups = [info for kind, info in list_models(models_dir) if kind == "backup"]
     if not backups:
         raise ModelError(f"no backups in {models_dir / 'backups'}: nothing to roll back to")
@@ -313,8 +336,9 @@ def rollback(
     if not target.exists():
         _fsync_write(target.with_suffix(".tmp"), source.read_bytes())
         os.replace(target.with_suffix(".tmp"), target)
-    _back_up(models_dir, read_manifest(models_dir))
-    restored = ModelInfo(**{**asdict(chosen), "decision": f"rollback to {chosen.version}"})
+    _back_up(models_dir, current)
+    replacing = f", replacing {current.version}" if current else ""
+    restored = ModelInfo(**{**asdict(chosen), "decision": f"{ROLLBACK}{chosen.version}{replacing}"})
     write_manifest(models_dir, restored)
     prune_backups(models_dir, keep_backups)
     return restored

@@ -133,3 +133,53 @@ def test_causa_admin_runs_the_task_and_prints_its_result(
     assert result.exit_code == 0, result.output
     assert '"requeued": 1' in result.stdout
     assert rt.store.latest_events()["admin"]["payload"]["triggered_by"].startswith("causa admin")
+
+
+def promote_second(rt: Any) -> tuple[str, str]:
+    """The fixture's model, then a second one promoted over it: their versions."""
+    first = rt.registry.load_current()
+    second = rt.registry.promote(first.pipeline, classes=first.classes, n_train=1, decision="t")
+    assert second.version != first.version
+    return first.version, second.version
+
+
+def test_causa_admin_rollback_without_a_version_twice_rolls_back_once(rt: Any, model: Any) -> None:
+    from worker.cli import app
+
+    first, second = promote_second(rt)
+    # when an operator runs the documented command twice, without naming a version
+    once = CliRunner().invoke(app, ["admin", "rollback"])
+    twice = CliRunner().invoke(app, ["admin", "rollback"])
+    # then the first put the old model back and the second changed nothing
+    assert once.exit_code == 0 and twice.exit_code == 0, once.output + twice.output
+    assert '"decision": "unchanged' in twice.stdout, twice.stdout
+    assert rt.registry.current().version == first
+    # and a redelivered task without `replacing` changes nothing either
+    assert run(admin.rollback, triggered_by="t")["decision"].startswith("unchanged")
+    # rolling back twice on purpose names the version
+    again = CliRunner().invoke(app, ["admin", "rollback", second])
+    assert again.exit_code == 0 and rt.registry.current().version == second, again.output
+
+
+def test_purge_backups_never_counts_the_model_in_service(rt: Any, model: Any) -> None:
+    # given a rollback, then the newer model put back on purpose: backups/ now also holds a
+    # copy of the model in service
+    first, second = promote_second(rt)
+    rt.registry.rollback()
+    rt.registry.rollback(second)
+    assert rt.registry.current().version == second
+    # when the operator keeps one backup
+    removed = run(admin.purge_backups, keep=1, triggered_by="t")["removed"]
+    # then the one model to roll back to is kept, and a rollback still works
+    assert removed == []
+    assert [info.version for kind, info in rt.registry.models() if kind == "backup"] == [first]
+    assert rt.registry.rollback(first).version == first
+
+
+def test_purge_backups_refuses_to_keep_none(rt: Any, model: Any) -> None:
+    import pytest
+
+    promote_second(rt)
+    with pytest.raises(ValueError, match="at least 1 backup"):
+        run(admin.purge_backups, keep=0, triggered_by="t")
+    assert [kind for kind, _ in rt.registry.models()] == ["current", "backup"]
