@@ -8,8 +8,10 @@ import structlog
 
 from flows.runtime import Runtime
 from shared.contract import Event
+from shared.settings import Settings
 from training import dataset
 from training.compare import comparison_text
+from training.registry import ModelRegistry
 from training.train import retrain as train_challenger
 
 log = structlog.get_logger("causa.training")
@@ -23,9 +25,13 @@ TRAINING_SOFT_LIMIT_S = 1700
 TRAINING_LOCK = "causa:lock:training"
 
 
-def retrain(rt: Runtime, trigger: str) -> dict[str, Any]:
-    """Train on the tickets people labelled, promote the challenger if it wins; record the
-    decision and notify. Skipped (not queued) while another training runs."""
+def retrain(
+    rt: Runtime, trigger: str, csv: dataset.Csv | None = None, *, tickets: bool = True
+) -> dict[str, Any]:
+    """Train on the tickets people labelled (and `csv`'s rows; `tickets=False`: the CSV
+    alone), promote the challenger if it wins; record the decision and notify. Skipped (not
+    queued) while another training runs. Every door takes this one: the schedule, `causa
+    admin retrain`, Flower, drift, `causa train`."""
     lock = rt.redis.lock(TRAINING_LOCK, timeout=TRAINING_TIME_LIMIT_S + 60, blocking=False)
     if not lock.acquire():
         log.info("training skipped: another one is running", trigger=trigger)
@@ -33,7 +39,7 @@ def retrain(rt: Runtime, trigger: str) -> dict[str, Any]:
     try:
         rt.notifier.send("training started", f"trigger: {trigger}", "")
         try:
-            examples = dataset.assemble(rt.store.labelled())
+            examples = dataset.assemble(rt.store.labelled() if tickets else None, csv)
             report = train_challenger(examples, rt.settings, rt.registry, trigger=trigger)
         except Exception as exc:
             rt.notifier.send(
@@ -83,3 +89,17 @@ def roll_back(
         level="warning",
     )
     return result
+
+
+def retrain_offline(settings: Settings, csv: dataset.Csv, trigger: str) -> dict[str, Any]:
+    """A training from a CSV alone on a machine without the database or the broker: the
+    same training and promotion, without the lock, the notifications and the record."""
+    log.warning(
+        "training offline: no training lock, no notification and no recorded decision"
+        " (no database or broker configured)",
+        trigger=trigger,
+    )
+    examples = dataset.assemble(None, csv)
+    return train_challenger(
+        examples, settings, ModelRegistry.from_settings(settings), trigger=trigger
+    ).summary()

@@ -67,14 +67,18 @@ def drop_rare(examples: list[Example], min_count: int) -> tuple[list[Example], d
     return [e for e in examples if e.label not in rare], rare
 
 
-def assemble(
-    rows: Iterable[Labelled] | None,
-    data: Path | None = None,
-    text_column: str = "text",
-    label_column: str = "label",
-) -> list[Example]:
-    """The labelled tickets (if `rows`) plus the CSV's rows (if `data`)."""
+@dataclass(frozen=True)
+class Csv:
+    """A labelled CSV (may be .gz) and the names of its text and label columns."""
+
+    path: Path
+    text_column: str = "text"
+    label_column: str = "label"
+
+
+def assemble(rows: Iterable[Labelled] | None, csv: Csv | None = None) -> list[Example]:
+    """The labelled tickets (if `rows`) plus the CSV's rows (if `csv`)."""
     examples = from_store(rows) if rows is not None else []
-    if data is not None:
-        examples += from_csv(data, text_column, label_column)
+    if csv is not None:
+        examples += from_csv(csv.path, csv.text_column, csv.label_column)
     return examples

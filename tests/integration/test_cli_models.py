@@ -43,10 +43,16 @@ def last_json(output: str) -> dict[str, Any]:
     return dict(json.loads(output.strip().splitlines()[-1]))
 
 
-def test_train_from_a_csv_then_models_predict_evaluate_rollback(env: Any, tmp_path: Path) -> None:
+def test_train_from_a_csv_then_models_predict_evaluate_rollback(
+    env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # on a machine without the database or the broker: the offline training
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.delenv("REDIS_URL")
     data = write_csv(tmp_path / "tickets.csv", 1200, seed=3)
     first = runner.invoke(app, ["train", "--no-tickets", "--data", str(data), "--json"])
     assert first.exit_code == 0, first.output
+    assert first.output.count("training offline: no training lock") == 1, first.output
     decision = last_json(first.output)
     assert decision["decision"] == "promote" and decision["champion"] is None
     assert "challenger vs champion" in first.output
@@ -117,3 +123,28 @@ def test_training_reads_only_human_labels_from_the_database(
 def test_no_tickets_without_data_is_refused(env: Any) -> None:
     result = runner.invoke(app, ["train", "--no-tickets"])
     assert result.exit_code == 2 and "--no-tickets needs --data" in result.output
+
+
+def test_causa_train_is_the_retrain_flow_locked_notified_and_recorded(
+    env: Any, rt: Any, tmp_path: Path
+) -> None:
+    from flows.training import TRAINING_LOCK
+
+    data = write_csv(tmp_path / "tickets.csv", 1200, seed=3)
+    # while another training runs, `causa train` waits for nothing and trains nothing
+    lock = rt.redis.lock(TRAINING_LOCK, timeout=60)
+    assert lock.acquire(blocking=False)
+    try:
+        skipped = runner.invoke(app, ["train", "--no-tickets", "--data", str(data), "--json"])
+    finally:
+        lock.release()
+    assert skipped.exit_code == 0 and last_json(skipped.output)["decision"] == "skipped"
+    assert "training" not in rt.store.latest_events()
+    # then it trains, and its decision is recorded for `causa status` like any other training
+    trained = runner.invoke(app, ["train", "--no-tickets", "--data", str(data), "--json"])
+    assert trained.exit_code == 0, trained.output
+    assert "training offline" not in trained.output
+    recorded = rt.store.latest_events()["training"]["payload"]
+    assert recorded["trigger"] == "cli" and recorded["decision"] == "promote"
+    status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+    assert status["last_training"]["decision"] == "promote"

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from shared.settings import ConfigError
+from shared.settings import ConfigError, Settings
 from shared.store import make_store
 from training import dataset
 from training.registry import ModelError, ModelInfo, ModelRegistry
 from worker.cli import render
-from worker.cli.common import console, fail, settings
+from worker.cli.common import console, fail, runtime, settings
 
 
 def train(
@@ -31,39 +31,62 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
 ) -> None:
     """Train a challenger, compare it with the model in service on the same holdout, and
-    promote it if it wins (--bootstrap: a first model, no search)."""
-    # lazy, here and in evaluate: the model libraries cost seconds of start-up that the
-    # commands which never train or score (`causa health`, `status`) should not pay.
-    from training import bootstrap as first_model
-    from training.train import retrain
-
+    promote it if it wins (--bootstrap: a first model, no search). The same flow as the
+    scheduled retraining: one training at a time, notified, its decision recorded."""
     s = settings()
-    models = ModelRegistry.from_settings(s)
-    if not tickets and data is None:
+    csv = dataset.Csv(data, text_column, label_column) if data is not None else None
+    if not tickets and csv is None:
         raise fail("--no-tickets needs --data FILE: there would be nothing to train on")
-    if bootstrap and models.current() is not None and not force:
-        console.print(f"a model exists in {models.home}: nothing to do (--force replaces it)")
-        return
     try:
-        store = make_store(s) if tickets else None
-        examples = dataset.assemble(
-            store.labelled() if store else None, data, text_column, label_column
-        )
-        if store:
-            store.close()
         if bootstrap:
-            info, rare = first_model.train(examples, models, seed=s.seed)
-            console.print(
-                f"model {info.version} in service: trained on {info.n_train}"
-                f" tickets, holdout {info.metrics}; left out: {rare or 'none'}"
-            )
+            _bootstrap(s, csv, tickets=tickets, force=force)
             return
-        report = retrain(examples, s, models, trigger="cli")
+        summary = _retrain(s, csv, tickets=tickets)
     except (ConfigError, ValueError, FileNotFoundError, ModelError) as exc:
         raise fail(str(exc)) from None
-    render.decision(report.summary())
+    if summary["decision"] == "skipped":
+        console.print(f"training skipped: {summary['reason']}")
+    else:
+        render.decision(summary)
     if as_json:
-        print(json.dumps(report.summary()))
+        print(json.dumps(summary))
+
+
+def _retrain(s: Settings, csv: dataset.Csv | None, *, tickets: bool) -> dict[str, Any]:
+    """The retrain flow with this command's runtime; from a CSV alone on a machine without the
+    database or the broker, the offline training."""
+    # lazy: the model libraries cost seconds of start-up that the commands which never
+    # train or score (`causa health`, `status`) should not pay
+    from flows import training
+
+    offline = s.redis_url is None or (s.database_url is None and not s.supabase_url)
+    if offline and not tickets and csv is not None:
+        return training.retrain_offline(s, csv, trigger="cli")
+    rt = runtime(s)
+    try:
+        return training.retrain(rt, "cli", csv, tickets=tickets)
+    finally:
+        rt.close()
+
+
+def _bootstrap(s: Settings, csv: dataset.Csv | None, *, tickets: bool, force: bool) -> None:
+    from training import bootstrap as first_model  # lazy: see _retrain
+
+    models = ModelRegistry.from_settings(s)
+    if models.current() is not None and not force:
+        console.print(f"a model exists in {models.home}: nothing to do (--force replaces it)")
+        return
+    store = make_store(s) if tickets else None
+    try:
+        examples = dataset.assemble(store.labelled() if store else None, csv)
+    finally:
+        if store:
+            store.close()
+    info, rare = first_model.train(examples, models, seed=s.seed)
+    console.print(
+        f"model {info.version} in service: trained on {info.n_train}"
+        f" tickets, holdout {info.metrics}; left out: {rare or 'none'}"
+    )
 
 
 def models() -> None:
@@ -102,7 +125,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Score the model in service on a labelled CSV."""
-    from training.evaluate import predict as predict_all  # lazy: see train
+    from training.evaluate import predict as predict_all  # lazy: see _retrain
     from training.evaluate import score
 
     try:
