@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from flows.status import RECENT_WINDOW_S
 from shared.notify import Notify
 from shared.settings import Settings
 from shared.store import ActivityStore
 
 # The time of the last dead-letter report, shared by every process (beat may move).
 DEAD_LETTER_MARK = "causa:watch:dead-letter-reported"
-RECENT_WINDOW_S = 300
 
 
 def watch(
