@@ -175,7 +175,10 @@ def run(
         timeout=timeout_s,
         catch=(ValueError, MemoryError),
     )
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    # Trials that ran (complete, pruned or failed); baselines still queued (WAITING) when the
+    # budget ran out did not, and are not counted.
+    ran = [t for t in study.trials if t.state.is_finished()]
+    done = [t for t in ran if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise RuntimeError(
             "no candidate completed the search: raise the trial budget or"
@@ -195,9 +198,9 @@ def run(
     result = SearchResult(
         best={"features": feats, "family": family, "params": params, "f1": best.value},
         best_per_family=per_family,
-        trials=len(study.trials),
-        pruned=sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
-        too_slow=sum(bool(t.user_attrs.get("too_slow")) for t in study.trials),
+        trials=len(ran),
+        pruned=sum(t.state == optuna.trial.TrialState.PRUNED for t in ran),
+        too_slow=sum(bool(t.user_attrs.get("too_slow")) for t in ran),
         seconds=time.monotonic() - started,
         speed=search.speed,
     )

@@ -3,6 +3,7 @@ the workers and the classify tasks visible, Prometheus metrics served."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -50,6 +51,15 @@ def flower(logdir: Path, **env: str) -> Iterator[tuple[str, Path]]:
         yield f"http://127.0.0.1:{port}", log
     finally:
         processes.stop([proc])
+
+
+def readme_async_apply_answer() -> dict[str, Any]:
+    """The answer to `async-apply` that README.md shows (its `…` read as a string)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    shown = re.findall(r"`(\{\"task-id\".*?\})`", readme)
+    assert len(shown) == 1, f"README.md shows one async-apply answer: {shown}"
+    answer: dict[str, Any] = json.loads(shown[0].replace("…", "id"))
+    return answer
 
 
 def _exited(proc: subprocess.Popen[bytes], log: Path) -> bool:
@@ -113,6 +123,10 @@ def test_flower_is_behind_basic_auth_and_shows_workers_and_classify_tasks(
             auth=auth,
         )
         assert applied.status_code == 200, applied.text
+        # its answer is the task id alone (no `state`: causa has no result backend), and the
+        # README shows that shape
+        assert applied.json().keys() == {"task-id"}, applied.text
+        assert readme_async_apply_answer().keys() == applied.json().keys()
         task_id = applied.json()["task-id"]
         wait_for(
             lambda: (

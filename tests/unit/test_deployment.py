@@ -173,7 +173,7 @@ def test_env_example_lists_what_a_user_sets_with_a_comment_each_and_no_secrets()
         secret = re.search(r"PASSWORD|TOKEN|KEY|DSN|WEBHOOK", name)
         if secret and value and not line.startswith("#"):
             assert "change-me" in value, f"{name} holds what looks like a real secret"
-    # an empty NAME= is a value, not "unset": optional settings are commented out instead
+    # optional settings are commented out, never left empty (NAME= counts as unset anyway)
     assert not re.search(r"^[A-Z_]+=\s*$", env_example(), re.M)
 
 

@@ -85,3 +85,29 @@ def test_default_timing_satisfies_the_reliability_rules() -> None:
 def test_broken_timing_is_named(change: dict[str, object], problem: str) -> None:
     problems = timing_problems(Settings.model_validate(change))
     assert any(problem in p for p in problems), problems
+
+
+def test_an_empty_value_counts_as_unset_as_env_example_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # given empty values in the environment and in .env (NAME=)
+    monkeypatch.setenv("CAUSA_MODE", "")
+    monkeypatch.setenv("SMTP_HOST", "")
+    monkeypatch.delenv("CAUSA_BATCH_SIZE", raising=False)
+    monkeypatch.delenv("SENTRY_DSN", raising=False)
+    (tmp_path / ".env").write_text("CAUSA_BATCH_SIZE=\nSENTRY_DSN=\n")
+    monkeypatch.chdir(tmp_path)
+
+    # then each is unset: the default, or None
+    s = Settings()
+    defaults = Settings.model_fields
+    assert s.mode == defaults["mode"].default == "apply"
+    assert s.smtp_host is None
+    assert s.batch_size == defaults["batch_size"].default
+    assert s.sentry_dsn is None
+
+    # and .env.example, which users copy to .env, says so (not that an empty value is a value)
+    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    comments = " ".join(line.lstrip("# ") for line in example.splitlines() if line.startswith("#"))
+    assert "empty value is a value" not in comments
+    assert "NAME=" in comments and "counts as unset" in comments
