@@ -36,6 +36,10 @@ TICKET_TEXT = "[ticket text]"
 MIN_SECRET_CHARS = 6
 MIN_TEXT_CHARS = 3
 
+# Lines of this logger go to the log file only: the record of which command ran, which the
+# person who typed it need not read back on the console.
+FILE_ONLY = "causa.command"
+
 # The texts of the batch this context is classifying (every form the code handles: as stored,
 # cleaned, normalised). Set by classify_batch, kept after an error so that the report made up
 # the stack (Celery's failure line, Sentry's event) still hides them; the task's end clears it.
@@ -149,9 +153,11 @@ def configure(
     file: Path | None = None,
     max_bytes: int = 10 * 1024 * 1024,
     backups: int = 5,
+    console_level: str | None = None,
 ) -> None:
     """Configure structlog and the standard library's root logger once per process (again in
-    a forked child: Celery's pool sets logging up in each): stderr, and `file` when given."""
+    a forked child: Celery's pool sets logging up in each): stderr, and `file` when given.
+    `console_level` raises the bar for stderr alone (the file keeps `level`)."""
     if json is None:
         json = not sys.stderr.isatty()
     shared: list[structlog.types.Processor] = [
@@ -190,6 +196,9 @@ def configure(
             else structlog.dev.ConsoleRenderer(colors=False)
         )
     )
+    console.addFilter(lambda record: record.name != FILE_ONLY)
+    if console_level is not None:
+        console.setLevel(console_level.upper())
     handlers: list[logging.Handler] = [console]
     if file is not None:
         to_file = file_handler(file, max_bytes, backups)
@@ -203,13 +212,22 @@ def configure(
     root.setLevel(level.upper())
 
 
-def setup(settings: Settings) -> None:
-    """Logging as the settings say: level, console format, secrets to redact, the log file."""
+def setup(
+    settings: Settings, extra_secrets: Iterable[str] = (), *, console_level: str | None = None
+) -> None:
+    """Logging as the settings say: level, console format, secrets to redact, the log file.
+
+    The one way an entry point sets logging up, at its start: every `causa` command (the
+    command line's callback, worker/cli/__init__.py), and the worker, beat and their pool
+    processes (Celery's setup_logging signal, worker/app.py). `extra_secrets`: values to
+    redact that are not settings (a password generated at start); `console_level`: a quieter
+    console for a command whose output is its answer (`causa health`)."""
     configure(
         level=settings.log_level,
         json=settings.log_json,
-        secrets=settings.secret_values(),
+        secrets=[*settings.secret_values(), *extra_secrets],
         file=settings.log_file,
         max_bytes=settings.log_max_bytes,
         backups=settings.log_backups,
+        console_level=console_level,
     )

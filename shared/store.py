@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from psycopg import sql
+from postgrest.exceptions import APIError
+from psycopg import errors, sql
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from shared import retry
 from shared.contract import Status
-from shared.settings import Settings
+from shared.settings import ConfigError, Settings, TicketTable
 
 # Supabase's transaction pooler (and PgBouncer in transaction mode) listens here; it cannot
 # keep prepared statements across transactions.
@@ -117,8 +119,23 @@ class AdminStore(EventStore, Protocol):
     ) -> int: ...
 
 
+class HistoryStore(EventStore, Protocol):
+    """What `causa backfill` needs: count, then queue, the tickets the cut-off leaves alone."""
+
+    def backfill(
+        self, apply: bool, since: datetime | None = None, limit: int | None = None
+    ) -> dict[str, Any]: ...
+
+
 class TicketStore(
-    QueueStore, BacklogStore, LabelStore, ActivityStore, DecisionStore, AdminStore, Protocol
+    QueueStore,
+    BacklogStore,
+    LabelStore,
+    ActivityStore,
+    DecisionStore,
+    AdminStore,
+    HistoryStore,
+    Protocol,
 ):
     """Every queue operation: what the adapters below implement (and `causa status` reads)."""
 
@@ -227,6 +244,24 @@ class FunctionStore:
         )
         return int(out["requeued"])
 
+    def backfill(
+        self, apply: bool, since: datetime | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """History on purpose: {tickets, cutoff}, the tickets without a cause the cut-off
+        (CAUSA_CLASSIFY_SINCE, else the first migration's time) leaves alone, received since
+        `since` when given, at most `limit`; with `apply` they are queued, else only counted."""
+        cutoff = self.settings.classify_since
+        out: dict[str, Any] = self._call(
+            "causa_backfill",
+            {
+                "p_apply": apply,
+                "p_since": since.isoformat() if since else None,
+                "p_limit": limit,
+                "p_classify_since": cutoff.isoformat() if cutoff else None,
+            },
+        )
+        return out
+
     def activity(self, window: int = 300, failed_since: str | None = None) -> dict[str, Any]:
         """Oldest pending age, decisions in the last `window` s, dead letters since then."""
         out: dict[str, Any] = self._call(
@@ -246,6 +281,20 @@ class FunctionStore:
         """{kind: {at, payload}}: the newest training decision, drift report, admin action."""
         out: dict[str, Any] = self._call("causa_latest_events", {})
         return out
+
+
+# A SQL function that does not exist: PostgreSQL's SQLSTATE, and PostgREST's "not in the
+# schema cache" (the name or the arguments match no function).
+MISSING_FUNCTION_CODES = ("42883", "PGRST202")
+
+
+def not_installed(table: TicketTable, function: str) -> ConfigError:
+    """The error for a call of one of causa's SQL functions that the database lacks: causa
+    was never migrated there (or an older causa was). Not transient: retrying cannot help."""
+    return ConfigError(
+        f"causa is not installed in this database: run `causa migrate`"
+        f" (table {table.table}; missing: {function}())"
+    )
 
 
 class PostgresStore(FunctionStore):
@@ -287,7 +336,10 @@ class PostgresStore(FunctionStore):
                 row: TupleRow | None = conn.execute(query, values).fetchone()
                 return row[0] if row else None
 
-        return retry.call(self.settings, function, once)
+        try:
+            return retry.call(self.settings, function, once)
+        except errors.UndefinedFunction as exc:
+            raise not_installed(self.settings, function) from exc
 
 
 class SupabaseStore(FunctionStore):
@@ -314,9 +366,14 @@ class SupabaseStore(FunctionStore):
         return self._client
 
     def _call(self, function: str, args: dict[str, Any]) -> Any:
-        return retry.call(
-            self.settings, function, lambda: self.client.rpc(function, args).execute().data
-        )
+        try:
+            return retry.call(
+                self.settings, function, lambda: self.client.rpc(function, args).execute().data
+            )
+        except APIError as exc:
+            if str(exc.code or "") in MISSING_FUNCTION_CODES:
+                raise not_installed(self.settings, function) from exc
+            raise
 
 
 def make_store(settings: Settings) -> FunctionStore:

@@ -10,7 +10,7 @@ import psycopg
 import redis
 
 from shared.settings import Settings
-from shared.store import FunctionStore, function_call, make_store
+from shared.store import FunctionStore, function_call, make_store, not_installed
 
 TIMEOUT_S = 3  # well inside the containers' healthcheck timeout (15 s)
 
@@ -44,7 +44,10 @@ def database(s: Settings) -> str:
     query, values = function_call("causa_pending_count", {})
     with psycopg.connect(s.database_url.get_secret_value(), connect_timeout=TIMEOUT_S) as conn:
         conn.execute(f"SET statement_timeout = {TIMEOUT_S * 1000}")
-        row = conn.execute(query, values).fetchone()
+        try:
+            row = conn.execute(query, values).fetchone()
+        except psycopg.errors.UndefinedFunction as exc:
+            raise not_installed(s, "causa_pending_count") from exc
     return f"ok (backlog {row[0] if row else None})"
 
 

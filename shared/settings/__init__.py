@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import typing
 from pathlib import Path
+from typing import Any
 
-from pydantic import SecretStr
+from pydantic import AliasChoices, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings.sections import (
@@ -37,9 +41,11 @@ __all__ = [
     "Settings",
     "TicketTable",
     "Training",
+    "env_names",
     "jwt_role",
     "load_settings",
     "read_env_file",
+    "requested_log_level",
     "timing_problems",
 ]
 
@@ -133,20 +139,98 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment and .env, falling back to the URLs of a running `causa up`."""
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+def env_names(field: str) -> list[str]:
+    """The environment variables a field is read from: `CAUSA_<FIELD>`, or its aliases."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, str):
+        return [alias]
+    if isinstance(alias, AliasChoices):
+        return [c for c in alias.choices if isinstance(c, str)]
+    return [f"CAUSA_{field.upper()}"]
+
+
+# A value shown as it was given when it is a plain number or word, else quoted (spaces count).
+_PLAIN = re.compile(r"^-?[0-9][0-9_.]*$")
+# What a bound is called in a message: pydantic's error type -> the words before the bound.
+_BOUNDS = {
+    "less_than_equal": ("le", "is above the maximum"),
+    "less_than": ("lt", "must be below"),
+    "greater_than_equal": ("ge", "is below the minimum"),
+    "greater_than": ("gt", "must be above"),
+}
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One invalid setting as a person reads it: `NAME=value` and what is allowed."""
+    where = str(error["loc"][0]) if error["loc"] else ""
+    field = where if where in Settings.model_fields else None
+    if field is None:  # pydantic-settings reports an aliased field under the variable's name
+        field = next((f for f in Settings.model_fields if where in env_names(f)), None)
+    name = where if field is None or where in env_names(field) else env_names(field)[0]
+    given = error.get("input")
+    secret = field is not None and "SecretStr" in repr(Settings.model_fields[field].annotation)
+    if secret:
+        shown = "***"
+    elif isinstance(given, str) and _PLAIN.match(given):
+        shown = given
+    else:
+        shown = repr(given)
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        bound = ctx.get(key)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # 0, not 0.0
+        return f"{name}={shown} {words} {bound}"
+    if kind == "literal_error" and field is not None:
+        choices = typing.get_args(Settings.model_fields[field].annotation)
+        return f"{name}={shown} must be {' or '.join(str(c) for c in choices)}"
+    if kind == "value_error" and "error" in ctx:
+        message = str(ctx["error"])  # causa's own validators: the message says what to do
+        if message.startswith(f"{name}="):
+            return message
+        if isinstance(given, str) and message.startswith(repr(given)):
+            return f"{name}={shown}{message[len(repr(given)) :]}"
+        return f"{name}={shown}: {message}"
+    return f"{name}={shown} {error['msg'].replace('Input should be', 'must be', 1)}"
+
+
+def _settings(**values: object) -> Settings:
+    """Settings, or a ConfigError of one line that names each invalid variable."""
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_problem(e) for e in exc.errors())) from exc
+
+
+class _LogLevel(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CAUSA_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
+    log_level: str = "INFO"
+
+
+def requested_log_level() -> str:
+    """CAUSA_LOG_LEVEL as set, readable even when another setting is invalid (to decide
+    whether an error shows its traceback)."""
+    return _LogLevel().log_level.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and .env, falling back to the URLs of a running `causa up`.
+    An invalid value raises a ConfigError naming the variable, the value and what is allowed."""
+    settings = _settings(**overrides)
     unset = (
         settings.database_url is None and settings.redis_url is None and not settings.supabase_url
     )
     if unset and settings.services_env.exists():
         embedded = read_env_file(settings.services_env)
-        settings = Settings(
+        settings = _settings(
             **{
                 "database_url": embedded.get("DATABASE_URL"),
                 "redis_url": embedded.get("REDIS_URL"),
                 **overrides,
-            }  # type: ignore[arg-type]
+            }
         )
     return settings
 

@@ -28,6 +28,21 @@ ALTER TABLE "tickets"
 -- A separate step so that existing rows keep NULL (no rewrite) and new rows get the time.
 ALTER TABLE "tickets" ALTER COLUMN received_at SET DEFAULT clock_timestamp();
 
+-- The cut-off: only tickets received since it are work. Recorded by the first migration (its
+-- time) and never moved by a later one; CAUSA_CLASSIFY_SINCE overrides it (p_since). Rows
+-- there before causa (received_at NULL) are never work: `causa backfill` queues them on
+-- purpose. Where causa was installed before this table existed (its claim function does),
+-- every ticket it received stays work: -infinity. Row level security with no policy.
+CREATE TABLE IF NOT EXISTS causa_meta (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    classify_since timestamptz NOT NULL
+);
+ALTER TABLE causa_meta ENABLE ROW LEVEL SECURITY;
+INSERT INTO causa_meta (classify_since)
+SELECT CASE WHEN EXISTS (SELECT FROM pg_proc WHERE proname = 'causa_claim')
+            THEN '-infinity' ELSE clock_timestamp() END
+ON CONFLICT (id) DO NOTHING;
+
 -- causa:online-start
 -- On a large live table `causa migrate` runs this part after the rest, outside one
 -- transaction: the backfill in batches of a few thousand rows, each index CONCURRENTLY.
@@ -96,6 +111,7 @@ BEGIN
         NEW.causa_source := NULL;
         NEW.classification_status := 'pending';
         NEW.attempts := 0;
+        NEW.received_at := coalesce(NEW.received_at, clock_timestamp());  -- a row from before causa
     ELSE
         NEW.causa_source := 'human';
         NEW.classification_status := 'labelled';
@@ -115,8 +131,8 @@ CREATE OR REPLACE TRIGGER causa_on_label
 -- (attempts > 0: its worker died, timed out or failed on it) is claimed alone, so a poison
 -- ticket uses up only its own attempts; an expired lease that already used the last attempt
 -- goes to the dead letter (failed). Only among p_numbers when given (a JSON array), only
--- tickets received since p_since when given. Returns a JSON array of
--- {number, text, attempts, claim_token}.
+-- tickets received since p_since, or since the recorded cut-off (causa_meta) when p_since is
+-- NULL. Returns a JSON array of {number, text, attempts, claim_token}.
 CREATE OR REPLACE FUNCTION causa_claim(
     p_worker text,
     p_batch integer,
@@ -128,6 +144,7 @@ CREATE OR REPLACE FUNCTION causa_claim(
 LANGUAGE plpgsql AS $$
 DECLARE
     v_now timestamptz := clock_timestamp();
+    v_since timestamptz := coalesce(p_since, (SELECT classify_since FROM causa_meta), '-infinity');
     v_claimed jsonb;
     v_ctids tid[];
 BEGIN
@@ -147,8 +164,8 @@ BEGIN
        AND s.attempts > 0
        AND s."causa" IS NULL
        AND (p_numbers IS NULL OR s."number"::text IN (SELECT jsonb_array_elements_text(p_numbers)))
-       AND (p_since IS NULL OR s.received_at >= p_since)
-     ORDER BY s.received_at NULLS FIRST
+       AND s.received_at >= v_since
+     ORDER BY s.received_at
      LIMIT 1
        FOR UPDATE SKIP LOCKED;
 
@@ -158,8 +175,8 @@ BEGIN
                  WHERE s.classification_status = 'pending' AND s.attempts = 0
                    AND s."causa" IS NULL
                    AND (p_numbers IS NULL OR s."number"::text IN (SELECT jsonb_array_elements_text(p_numbers)))
-                   AND (p_since IS NULL OR s.received_at >= p_since)
-                 ORDER BY s.received_at NULLS FIRST
+                   AND s.received_at >= v_since
+                 ORDER BY s.received_at
                  LIMIT p_batch
                    FOR UPDATE SKIP LOCKED) AS f;
     END IF;
@@ -265,7 +282,8 @@ END $$;
 
 
 -- The work still to do: fresh pending tickets (claimed in batches), tickets to retry one at
--- a time (pending again after a failure, or whose lease expired), and leases still running.
+-- a time (pending again after a failure, or whose lease expired), and leases still running;
+-- only tickets received since p_since, or since the recorded cut-off when p_since is NULL.
 CREATE OR REPLACE FUNCTION causa_pending_count(p_since timestamptz DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql STABLE AS $$
@@ -277,7 +295,7 @@ LANGUAGE sql STABLE AS $$
                                     AND claimed_until >= clock_timestamp()))
       FROM "tickets"
      WHERE classification_status IN ('pending', 'claimed')
-       AND (p_since IS NULL OR received_at >= p_since)
+       AND received_at >= coalesce(p_since, (SELECT classify_since FROM causa_meta), '-infinity')
 $$;
 
 
@@ -326,7 +344,8 @@ BEGIN
            attempts = 0,
            claim_token = NULL,
            claimed_until = NULL,
-           classified_at = NULL
+           classified_at = NULL,
+           received_at = coalesce(t.received_at, clock_timestamp())  -- a row from before causa
      WHERE t.classification_status IN (SELECT jsonb_array_elements_text(p_statuses))
        AND t.classification_status IN ('classified', 'needs_review', 'failed')
        AND t.causa_source IS DISTINCT FROM 'human'
@@ -335,6 +354,48 @@ BEGIN
     GET DIAGNOSTICS v_requeued = ROW_COUNT;
     PERFORM set_config('causa.applying', 'off', true);
     RETURN jsonb_build_object('requeued', v_requeued);
+END $$;
+
+
+-- History on purpose (`causa backfill`): pending tickets without a cause that the cut-off
+-- leaves alone (received before it, or there before causa: received_at NULL), only those
+-- received since p_since when given (a row from before causa has no received time: p_since
+-- leaves it out), newest first, at most p_limit. Without p_apply they are only counted; with
+-- it they get received_at now, so the claim and the stall alarm see them (nothing is
+-- enqueued: beat's poll finds them). p_classify_since: CAUSA_CLASSIFY_SINCE.
+-- Returns {tickets, cutoff}.
+CREATE OR REPLACE FUNCTION causa_backfill(
+    p_apply boolean DEFAULT false,
+    p_since timestamptz DEFAULT NULL,
+    p_limit integer DEFAULT NULL,
+    p_classify_since timestamptz DEFAULT NULL
+) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_cutoff timestamptz :=
+        coalesce(p_classify_since, (SELECT classify_since FROM causa_meta), '-infinity');
+    v_tickets integer;
+BEGIN
+    IF p_apply THEN
+        UPDATE "tickets" AS t
+           SET received_at = clock_timestamp(), attempts = 0, last_error = NULL
+         WHERE t.ctid IN (SELECT s.ctid FROM "tickets" AS s
+                           WHERE s.classification_status = 'pending' AND s."causa" IS NULL
+                             AND (s.received_at IS NULL OR s.received_at < v_cutoff)
+                             AND (p_since IS NULL OR s.received_at >= p_since)
+                           ORDER BY s.received_at DESC NULLS LAST, s."number" DESC
+                           LIMIT p_limit
+                             FOR UPDATE SKIP LOCKED);
+        GET DIAGNOSTICS v_tickets = ROW_COUNT;
+    ELSE
+        SELECT count(*) INTO v_tickets
+          FROM (SELECT FROM "tickets" AS s
+                 WHERE s.classification_status = 'pending' AND s."causa" IS NULL
+                   AND (s.received_at IS NULL OR s.received_at < v_cutoff)
+                   AND (p_since IS NULL OR s.received_at >= p_since)
+                 LIMIT p_limit) AS h;
+    END IF;
+    RETURN jsonb_build_object('tickets', v_tickets, 'cutoff', v_cutoff);
 END $$;
 
 
@@ -429,6 +490,7 @@ BEGIN
         'causa_status_counts()',
         'causa_labelled(text, integer)',
         'causa_requeue(jsonb, jsonb, text)',
+        'causa_backfill(boolean, timestamptz, integer, timestamptz)',
         'causa_activity(integer, timestamptz)',
         'causa_recent(timestamptz, integer)',
         'causa_record_event(text, jsonb)',
@@ -444,4 +506,7 @@ BEGIN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', f);
         END IF;
     END LOOP;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
+        GRANT SELECT ON causa_meta TO service_role;  -- the claim and the counts read the cut-off
+    END IF;
 END $$;

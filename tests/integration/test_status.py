@@ -24,6 +24,8 @@ def test_status_reports_the_queue_the_model_the_decisions_and_the_workers(
     conn.execute(
         "UPDATE tickets SET received_at = now() - interval '1 hour' WHERE number LIKE 'W%'"
     )
+    # causa was migrated before they came: they are work, not history
+    conn.execute("UPDATE causa_meta SET classify_since = now() - interval '1 day'")
     conn.execute("UPDATE tickets SET classification_status = 'failed' WHERE number = 'W000000'")
     rt.store.record_event("training", {"decision": "keep", "reason": "not better by 0.01"})
     rt.store.record_event("drift", {"verdict": "ok", "psi": 0.05})

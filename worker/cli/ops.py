@@ -37,14 +37,15 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 def health() -> None:
     """Exit 0 when the database and the broker both answer within seconds, else 1 (one line
     per check; the healthcheck of causa's containers)."""
-    s = load_settings(retry_attempts=0)
-    secrets = s.secret_values()
-    logs.configure(level="ERROR", json=s.log_json, secrets=secrets)
-    scrub = logs.scrubber(secrets)
+    s = load_settings(retry_attempts=0)  # logging was set up at start, errors only on stderr
+    scrub = logs.scrubber(s.secret_values())
     healthy = True
     for name, check in CHECKS.items():
         try:
             line = check(s)
+        except ConfigError as exc:  # says what to do (not migrated, not configured)
+            healthy = False
+            line = " ".join(f"error: {exc}".split())
         except Exception as exc:
             healthy = False
             line = " ".join(f"error: {type(exc).__name__}: {exc}".split())  # one line

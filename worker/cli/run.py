@@ -17,7 +17,14 @@ from shared.settings import ConfigError, load_settings
 from training import tracking
 from worker import flower as flower_ui
 from worker import listener, names, realtime, sentry, services
-from worker.cli.common import console, fail, ready_to_run, runtime, settings
+from worker.cli.common import (
+    console,
+    database_installed,
+    fail,
+    ready_to_run,
+    runtime,
+    settings,
+)
 
 SCHEDULE_FILE = "celerybeat-schedule"
 
@@ -66,6 +73,7 @@ def worker(
 ) -> None:
     """Run a Celery worker that classifies tickets (run as many as you like, anywhere)."""
     s = ready_to_run()
+    database_installed(s)  # before `causa migrate`: say so, not a failing task per batch
     from worker.app import app as celery  # lazy: start-up time of the other commands
 
     argv = [
@@ -126,14 +134,7 @@ def flower(
         creds = flower_ui.credentials(s)
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    logs.configure(
-        level=s.log_level,
-        json=s.log_json,
-        secrets=[*s.secret_values(), creds.password],  # a generated one too
-        file=s.log_file,
-        max_bytes=s.log_max_bytes,
-        backups=s.log_backups,
-    )
+    logs.setup(s, extra_secrets=[creds.password])  # again: a generated password is redacted too
     flower_ui.run(s, creds, port, address)
 
 

@@ -1,0 +1,62 @@
+"""Classifying history on purpose (`causa backfill`).
+
+By default only tickets received after the first `causa migrate` (or since
+CAUSA_CLASSIFY_SINCE) are work; tickets from before are left alone. A backfill first counts
+the ones it would queue (`plan`), then, once confirmed, marks them pending with a received
+time (`mark`), in batches so that row locks stay short on a live table. It enqueues nothing:
+beat's poll finds the pending tickets and hands them to the workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from shared.contract import Event
+from shared.store import HistoryStore
+
+log = structlog.get_logger("causa.backfill")
+BATCH = 5000  # tickets marked per call: each call one short transaction
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a backfill would queue: `tickets` tickets without a cause from before `cutoff`,
+    received since `since` when given, at most `limit`."""
+
+    tickets: int
+    cutoff: str
+    since: datetime | None = None
+    limit: int | None = None
+
+
+def plan(store: HistoryStore, since: datetime | None = None, limit: int | None = None) -> Plan:
+    """Count the tickets a backfill would queue; changes nothing."""
+    out = store.backfill(apply=False, since=since, limit=limit)
+    return Plan(int(out["tickets"]), str(out["cutoff"]), since, limit)
+
+
+def mark(store: HistoryStore, planned: Plan, triggered_by: str) -> dict[str, Any]:
+    """Mark the planned tickets pending (never more than the plan counted), record it in
+    causa_events and return {marked, enqueued: 0}."""
+    marked = 0
+    while marked < planned.tickets:
+        batch = min(BATCH, planned.tickets - marked)
+        n = int(store.backfill(apply=True, since=planned.since, limit=batch)["tickets"])
+        marked += n
+        if n < batch:  # fewer left than counted: labelled or queued meanwhile
+            break
+    result: dict[str, Any] = {"marked": marked, "enqueued": 0}
+    args = {
+        "cutoff": planned.cutoff,
+        "since": planned.since.isoformat() if planned.since else None,
+        "limit": planned.limit,
+    }
+    store.record_event(
+        Event.ADMIN, {"task": "backfill", "triggered_by": triggered_by, "args": args, **result}
+    )
+    log.info("backfill marked tickets pending", triggered_by=triggered_by, **args, **result)
+    return result
