@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common
 from shared.settings import load_settings
+from worker.app import make_app
 
 
 def main() -> None:
@@ -74,11 +75,10 @@ def main() -> None:
                 "INFO",
             ]
             with common.running(home / "bench-logs-naive", env, worker=naive, module="celery"):
-                from bench.naive import classify_one
-
+                app = make_app(settings)
                 started = time.monotonic()
                 for i in range(n):
-                    classify_one.delay(f"B{i:07d}")
+                    app.send_task("bench.naive.classify_one", args=[f"B{i:07d}"])
                 common.wait_final(conn, n)
                 naive_s = time.monotonic() - started
             naive_rate = n / naive_s
