@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import shutil
 import time
@@ -84,3 +85,13 @@ def wait_for(
 def statuses(conn: psycopg.Connection[Any]) -> dict[str, int]:
     rows = conn.execute("SELECT classification_status, count(*) FROM tickets GROUP BY 1").fetchall()
     return {s: int(n) for s, n in rows}
+
+
+def write_csv(path: Path, n: int, seed: int) -> Path:
+    """A labelled CSV of `n` demo tickets (columns text, label), as `causa train --data` reads."""
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        for t in demodata.generate(n, seed=seed):
+            w.writerow([f"{t.short_description} {t.description}", t.cause])
+    return path

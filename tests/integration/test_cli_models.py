@@ -3,7 +3,6 @@ rollback; and training on the tickets people labelled in the real database."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import demo_rows, insert
+from tests.helpers import demo_rows, insert, write_csv
 from worker import demodata
 from worker.cli import app
 
@@ -28,15 +27,6 @@ def env(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("CAUSA_SEARCH_FAMILIES", "svc,cnb")
     monkeypatch.setenv("CAUSA_MIN_TICKETS_PER_S", "1000")
     return settings
-
-
-def write_csv(path: Path, n: int, seed: int) -> Path:
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "label"])
-        for t in demodata.generate(n, seed=seed):
-            w.writerow([f"{t.short_description} {t.description}", t.cause])
-    return path
 
 
 def last_json(output: str) -> dict[str, Any]:

@@ -8,7 +8,6 @@ set up by one stays in place for the next, so each is checked on the lines it ad
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,7 @@ import structlog
 from typer.testing import CliRunner
 
 from shared import logs
-from tests.helpers import demo_rows, insert
-from worker import demodata
+from tests.helpers import demo_rows, insert, write_csv
 from worker.cli import app
 
 SECRET = "flower-pw-Zq81xKv3"  # a secret setting's value
@@ -38,15 +36,6 @@ CHANNELS = (
     "SMTP_HOST",
     "EMAIL_TO",
 )
-
-
-def write_csv(path: Path, n: int, seed: int) -> Path:
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "label"])
-        for t in demodata.generate(n, seed=seed):
-            w.writerow([f"{t.short_description} {t.description}", t.cause])
-    return path
 
 
 @pytest.fixture
