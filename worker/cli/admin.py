@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.settings import ConfigError
 from training.registry import ModelError, ModelRegistry
 from worker import names
 from worker.cli.common import console, fail, ready_to_run, runtime
@@ -45,7 +44,7 @@ def _run(action: str, enqueue: bool, **kwargs: Any) -> None:
     rt = runtime(s)
     try:
         result = admin.run(rt, action, triggered_by, **kwargs)
-    except (ConfigError, ValueError, ModelError) as exc:
+    except (ValueError, ModelError) as exc:
         raise fail(str(exc)) from None
     finally:
         rt.close()

@@ -11,7 +11,6 @@ from typing import Annotated
 import typer
 
 from flows import backfill as flow
-from shared.settings import ConfigError
 from shared.store import make_store
 from worker.cli.common import console, fail, settings
 
@@ -44,10 +43,7 @@ def backfill(
     cut-off (the first `causa migrate`, or CAUSA_CLASSIFY_SINCE). Says how many first."""
     s = settings()
     when = _when(since)
-    try:
-        store = make_store(s)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    store = make_store(s)
     try:
         planned = flow.plan(store, when, limit)
         writes = (

@@ -72,12 +72,9 @@ def settings() -> Settings:
 def ready_to_run() -> Settings:
     """Settings for a process that works the queue: both services named, timing rules kept."""
     s = load_settings()
-    try:
-        if s.database_url is None:
-            s.require_supabase()  # or say what to set
-        s.require_redis_url()
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    if s.database_url is None:
+        s.require_supabase()  # or say what to set
+    s.require_redis_url()
     problems = timing_problems(s)
     if problems:
         raise fail("unsafe timing settings: " + "; ".join(problems))
@@ -92,7 +89,7 @@ def database_installed(s: Settings) -> None:
     try:
         health.database(s.model_copy(update={"retry_attempts": 0}))
     except ConfigError:
-        raise
+        raise  # not installed, not configured: the command says so and stops
     except Exception as exc:
         log.warning("database not answering at start", error=type(exc).__name__, detail=str(exc))
 
@@ -105,7 +102,4 @@ def runtime(s: Settings) -> Runtime:
     from worker.app import app as celery
     from worker.queue import CeleryQueue
 
-    try:
-        return bootstrap.build(s, CeleryQueue(celery))
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    return bootstrap.build(s, CeleryQueue(celery))

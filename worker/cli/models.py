@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.settings import ConfigError, Settings
+from shared.settings import Settings
 from shared.store import make_store
 from training import dataset
 from training.registry import ModelError, ModelInfo, ModelRegistry
@@ -42,7 +42,7 @@ def train(
             _bootstrap(s, csv, tickets=tickets, force=force)
             return
         summary = _retrain(s, csv, tickets=tickets)
-    except (ConfigError, ValueError, FileNotFoundError, ModelError) as exc:
+    except (ValueError, FileNotFoundError, ModelError) as exc:
         raise fail(str(exc)) from None
     if summary["decision"] == "skipped":
         console.print(f"training skipped: {summary['reason']}")

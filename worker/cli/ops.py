@@ -13,7 +13,7 @@ from flows import status as report_status
 from shared import logs, notify
 from shared.settings import ConfigError, load_settings
 from worker.cli import render
-from worker.cli.common import console, fail, runtime, settings
+from worker.cli.common import console, runtime, settings
 from worker.health import CHECKS
 
 
@@ -24,8 +24,6 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     rt = runtime(s)
     try:
         report = report_status.gather(rt)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
     finally:
         rt.close()
     if as_json:
@@ -57,10 +55,7 @@ def health() -> None:
 def notify_test() -> None:
     """Send a test message to every configured channel."""
     s = settings()
-    try:
-        found = notify.channels(s)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    found = notify.channels(s)
     if not found:
         console.print(
             f"[red]error:[/red] no notification channel configured: {notify.SETTINGS_HINT}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -13,14 +14,13 @@ import psycopg
 import typer
 
 from shared import logs, schema
-from shared.settings import ConfigError, load_settings
+from shared.settings import load_settings
 from training import tracking
 from worker import flower as flower_ui
 from worker import listener, names, realtime, sentry, services
 from worker.cli.common import (
     console,
     database_installed,
-    fail,
     ready_to_run,
     runtime,
     settings,
@@ -57,11 +57,8 @@ def migrate(
     if print_sql:
         sys.stdout.write(schema.render(s, "uninstall.sql" if uninstall else "schema.sql"))
         return
-    try:
-        with psycopg.connect(s.require_database_url(), autocommit=True) as conn:
-            schema.migrate(conn, s, uninstall=uninstall)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    with psycopg.connect(s.require_database_url(), autocommit=True) as conn:
+        schema.migrate(conn, s, uninstall=uninstall)
     console.print(f"{'removed causa from' if uninstall else 'migrated'} table {s.table}")
 
 
@@ -112,12 +109,8 @@ def listen() -> None:
     sentry.init(s, {}, process="listener")
     rt = runtime(s)
     via = realtime if s.database_url is None and s.supabase_url else listener
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop listening, quietly
         via.run(s, lambda announced: on_announced(rt, announced), threading.Event())
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
-    except KeyboardInterrupt:
-        pass
 
 
 def flower(
@@ -129,11 +122,8 @@ def flower(
     """Run Celery Flower (workers, tasks, Prometheus /metrics) behind basic auth: user
     CAUSA_FLOWER_USER, password CAUSA_FLOWER_PASSWORD or a random one printed once."""
     s = load_settings()
-    try:
-        s.require_redis_url()
-        creds = flower_ui.credentials(s)
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    s.require_redis_url()
+    creds = flower_ui.credentials(s)
     logs.setup(s, extra_secrets=[creds.password])  # again: a generated password is redacted too
     flower_ui.run(s, creds, port, address)
 
