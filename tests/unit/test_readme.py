@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import AliasPath
 
-from shared.settings import Settings
+from shared.settings import Settings, env_names
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,13 +20,7 @@ def test_every_setting_is_in_the_readme_table() -> None:
     for name, field in Settings.model_fields.items():
         alias = field.validation_alias
         assert not isinstance(alias, AliasPath), f"{name}: an AliasPath names no variable"
-        names = (
-            [alias]
-            if isinstance(alias, str)
-            else list(alias.choices)
-            if alias is not None
-            else [f"CAUSA_{name.upper()}"]
-        )
+        names = env_names(name)
         assert any(f"`{n}`" in readme for n in names), f"{names} missing from README.md"
 
 
@@ -122,8 +116,6 @@ def test_every_limit_of_a_setting_is_in_its_readme_row() -> None:
     import typing
 
     from annotated_types import Ge, Gt, Le, Lt
-
-    from shared.settings import env_names
 
     symbols = ((Ge, "≥", "ge"), (Gt, ">", "gt"), (Le, "≤", "le"), (Lt, "<", "lt"))
     rows = {
