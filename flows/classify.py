@@ -4,7 +4,9 @@ runtime's queue."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,10 +21,11 @@ from shared.breaker import Breaker
 from shared.contract import Status
 from shared.retry import is_transient
 from shared.settings import Settings
-from shared.store import Claimed, Failure, QueueStore, Result
+from shared.store import Caller, Claimed, Failure, QueueStore, Result
 from shared.text import clean
 
 log = structlog.get_logger("causa.classify")
+ALTERNATIVES = 3  # causes after the best one kept with each decision
 # Beat enqueues at most this many tasks per poll, so a huge backlog fills the queue in steps
 # instead of one burst; the next poll tops it up.
 MAX_ENQUEUE_PER_POLL = 500
@@ -59,6 +62,11 @@ def verdict(model: Model, cause: str, confidence: float, threshold: float) -> St
     return Status.NEEDS_REVIEW
 
 
+def digest(text: str) -> str:
+    """What the decision log keeps of the text the model saw: its sha256, not the text."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcome:
     """Predict every claimed ticket. A ticket that breaks the model fails alone."""
     results: list[Result] = []
@@ -75,6 +83,7 @@ def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcom
                 0.0,
                 model.version,
                 "empty text: nothing to classify",
+                digest=digest(""),
             )
         )
     todo = [c for c in claimed if texts[c.number]]
@@ -105,7 +114,8 @@ def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcom
                 )
     classes = model.classes
     for c, p in rows:
-        best = int(np.argmax(p))
+        ranked = np.argsort(-p)[: ALTERNATIVES + 1]
+        best = int(ranked[0])
         cause, confidence = classes[best], float(p[best])
         results.append(
             Result(
@@ -115,6 +125,10 @@ def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcom
                 cause,
                 round(confidence, 4),
                 model.version,
+                alternatives=[
+                    {"cause": classes[int(i)], "p": round(float(p[i]), 4)} for i in ranked[1:]
+                ],
+                digest=digest(texts[c.number]),
             )
         )
     return Outcome(results, failures)
@@ -140,22 +154,26 @@ def classify_batch(
     # Every line of this batch says which worker and model (a task adds its id); they stay
     # bound until the task ends, so an error reported up the stack carries them too.
     structlog.contextvars.bind_contextvars(worker=worker, model_version=model.version)
-    claimed = store.claim(worker, limit, numbers)
+    task = structlog.contextvars.get_contextvars().get("task_id")
+    # One request id for this batch's calls: a retried call (its reply was lost) gets the
+    # first one's answer, and a lost claim reply strands nothing and burns no attempt.
+    caller = Caller(worker, uuid.uuid4().hex, task)
+    claimed = store.claim(caller, limit, numbers)
     if not claimed:
         return {"claimed": 0, "model_version": model.version}
     # Hidden from logs and Sentry while in flight; kept on an error for the report up the stack.
     logs.hide_ticket_texts(c.text for c in claimed)
     outcome = decide(claimed, model, settings.confidence_threshold)
     try:
-        applied = store.apply(outcome.results)
+        applied = store.apply(caller, outcome.results)
     except Exception as exc:
         if is_transient(exc):
             raise  # retried already; the lease brings the tickets back
         # Refused for good (a 4xx, a missing function): say why on each ticket, count the try.
         reason = f"writing the result failed: {type(exc).__name__}: {exc}"[:500]
-        store.fail([Failure(r.number, r.claim_token, reason) for r in outcome.results])
+        store.fail(caller, [Failure(r.number, r.claim_token, reason) for r in outcome.results])
         raise
-    failed = store.fail(outcome.failures)
+    failed = store.fail(caller, outcome.failures)
     statuses = [r.status for r in outcome.results]
     summary: dict[str, object] = {
         "claimed": len(claimed),

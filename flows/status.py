@@ -21,9 +21,14 @@ def gather(rt: Runtime) -> dict[str, Any]:
     backlog = store.pending_count()
     activity = store.activity(RECENT_WINDOW_S)
     events = store.latest_events()
+    # Counts above a threshold are the planner's estimates (they stay cheap on a huge table).
+    estimated = sorted(
+        {*statuses.get("estimated", []), *(["backlog"] if backlog.get("estimated") else [])}
+    )
     report: dict[str, Any] = {
         "table": rt.settings.table,
         "backlog": backlog["pending"] + backlog["retry"],
+        "estimated": ["backlog" if e == "pending" else e for e in estimated],
         "oldest_pending_s": activity["oldest_pending_s"],
         "claimed": backlog["claimed"],
         "needs_review": statuses.get(Status.NEEDS_REVIEW, 0),

@@ -12,7 +12,6 @@ import psycopg
 import psycopg_pool
 import structlog
 from postgrest.exceptions import APIError
-from psycopg import errors
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -26,14 +25,10 @@ from shared.settings import Retries
 log = structlog.get_logger("causa.retry")
 T = TypeVar("T")
 
-# Connection lost or refused, server shutting down, a timeout, a lost race between
-# transactions: the same call can succeed a moment later.
+# Errors without a SQLSTATE (the server never answered): connection refused or lost, no
+# connection free in the pool, a timeout. The same call can succeed a moment later.
 TRANSIENT = (
-    psycopg.OperationalError,  # connection refused/lost, admin shutdown (its subclasses)
-    errors.SerializationFailure,
-    errors.DeadlockDetected,
-    errors.QueryCanceled,  # statement_timeout
-    errors.LockNotAvailable,
+    psycopg.OperationalError,
     psycopg_pool.PoolTimeout,
     ConnectionError,
     TimeoutError,
@@ -42,7 +37,11 @@ TRANSIENT = (
 
 # Through PostgREST, the database's error arrives as its SQLSTATE in `code`; an HTTP error
 # without a PostgREST body arrives as the status code.
-TRANSIENT_CODES = re.compile(r"^(5\d\d|429|408|08\w\w\w|40001|40P01|57P0[123]|57014|55P03)$")
+# Among SQLSTATEs: connection exceptions (08), serialization failures and deadlocks, too many
+# connections, the server shutting down, a statement or lock timeout. Any other SQLSTATE is
+# about the statement or its data (54000: a value too large, 22...: invalid data): the same
+# call fails again, so it is not transient.
+TRANSIENT_CODES = re.compile(r"^(5\d\d|429|408|08\w\w\w|40001|40P01|53300|57P0[123]|57014|55P03)$")
 
 
 # A server's Retry-After is honoured up to this long; beyond it the policy's own delays apply.
@@ -68,8 +67,8 @@ def raise_on_rate_limit(response: httpx.Response) -> None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, psycopg.errors.ProgrammingError | psycopg.errors.DataError):
-        return False
+    if isinstance(exc, psycopg.Error) and exc.sqlstate:  # the server answered: by its code
+        return bool(TRANSIENT_CODES.match(exc.sqlstate))
     if isinstance(exc, httpx.TransportError | RateLimited):  # connection lost, timeouts, 429
         return True
     if isinstance(exc, APIError):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from shared import queries
 from shared.settings import ConfigError, TicketTable
@@ -36,13 +38,19 @@ def render(settings: TicketTable, template: str = "schema.sql") -> str:
     text_expr = (
         "concat_ws(' ', " + ", ".join(f"t.{_quoted(c)}" for c in settings.text_column_list) + ")"
     )
+    on = settings.result_columns
     values = {
         "table": _quoted(settings.table),
+        "table_name": sql.Literal(settings.table).as_string(),
         "number": _quoted(settings.number_column),
         "cause": _quoted(settings.cause_column),
         "text": text_expr,
         "number_key": sql.Literal(settings.number_column).as_string(),
         "channel": sql.Literal(CHANNEL).as_string(),
+        "result_columns": "true" if on else "false",
+        "result_reset": (
+            ", causa_status = NULL, causa_source = NULL, causa_decided_at = NULL" if on else ""
+        ),
     }
     return _fill(resources.files("shared").joinpath(f"sql/{template}").read_text(), values)
 
@@ -70,45 +78,87 @@ def check_table(conn: psycopg.Connection[Any], settings: TicketTable) -> None:
             )
 
 
-ONLINE = re.compile(r"-- causa:online-start\n(.*?)-- causa:online-end\n", re.S)
-BACKFILL_BATCH = 5000  # rows per backfill transaction: short row locks on a live table
-BACKFILL = re.compile(r"^UPDATE (\S+)\s+SET (.*?)\s+WHERE (.*?);", re.S | re.M)
+PART = re.compile(r"^-- causa:(checks|step (\d+) [^\n]*|repeatable|online)\n", re.M)
 INDEX = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON (.*?);", re.S)
 COMMENT = re.compile(r"--[^\n]*")
 
 
+@dataclass(frozen=True)
+class Parts:
+    """schema.sql cut at its `-- causa:` markers."""
+
+    checks: str
+    steps: dict[int, str]  # version -> SQL, each applied once, in order
+    repeatable: str
+    online: str
+
+
+def parts(rendered: str) -> Parts:
+    marks = list(PART.finditer(rendered))
+    bodies = {
+        m: rendered[m.end() : after.start() if after else None]
+        for m, after in zip(marks, [*marks[1:], None], strict=True)
+    }
+    named = {m.group(1).split()[0]: body for m, body in bodies.items()}
+    steps = {int(m.group(2)): body for m, body in bodies.items() if m.group(2)}
+    assert list(steps) == sorted(steps) and {"checks", "repeatable", "online"} <= set(named), (
+        "schema.sql lost a `-- causa:` part marker, or has its steps out of order"
+    )
+    return Parts(named["checks"], steps, named["repeatable"], named["online"])
+
+
 def _online(conn: psycopg.Connection[Any], part: str) -> None:
-    """schema.sql's online section, run online: its backfill UPDATE in batches, then each
-    index CONCURRENTLY (a failed earlier build leaves an invalid index: it is dropped and
-    built again)."""
-    unknown = COMMENT.sub("", INDEX.sub("", BACKFILL.sub("", part))).strip()
-    assert not unknown, f"schema.sql's online section has SQL migrate cannot run: {unknown}"
-    for table, assignments, where in BACKFILL.findall(part):
-        batch = _query(
-            "backfill_batch", table=table, set=assignments, where=where, batch=str(BACKFILL_BATCH)
-        )
-        while conn.execute(batch).rowcount:
-            pass
+    """schema.sql's online part: each index built CONCURRENTLY (a failed earlier build leaves
+    an invalid index: it is dropped and built again)."""
+    unknown = COMMENT.sub("", INDEX.sub("", part)).strip()
+    assert not unknown, f"schema.sql's online part has SQL migrate cannot run: {unknown}"
     for name, definition in INDEX.findall(part):
         if conn.execute(_query("invalid_index"), [name]).fetchone():
             conn.execute(_query("drop_index", index=name))
         conn.execute(_query("create_index", index=name, definition=definition))
 
 
+def _refused(exc: psycopg.errors.RaiseException) -> ConfigError:
+    """A refusal raised by schema.sql (another table installed, a column causa did not
+    create, a number column that is not unique), as the one-line error commands print."""
+    diag = exc.diag
+    return ConfigError(f"{diag.message_primary}: {diag.message_hint or 'see causa migrate --help'}")
+
+
 def migrate(
-    conn: psycopg.Connection[Any], settings: TicketTable, *, uninstall: bool = False
-) -> None:
-    """Apply the rendered SQL: columns, functions and triggers in one transaction, then the
-    backfill and the indexes online (`conn` must be in autocommit). Or remove it all.
-    Harmless to run again."""
+    conn: psycopg.Connection[Any],
+    settings: TicketTable,
+    *,
+    uninstall: bool = False,
+    drop_legacy: bool = False,
+) -> list[int]:
+    """Bring the database to this release: the checks, then each versioned step not applied
+    yet (in order, recorded in causa.migrations), then functions, triggers and grants, all
+    in one transaction; then the indexes on the user's table online (`conn` must be in
+    autocommit). Or remove everything causa created. Harmless to run again. Returns the
+    versions this run applied."""
     check_table(conn, settings)
     if uninstall:
         with conn.transaction():
             conn.execute(render(settings, "uninstall.sql").encode())
-        return
-    sql_text = render(settings)
-    online = ONLINE.search(sql_text)
-    assert online is not None, "schema.sql lost its online section markers"
-    with conn.transaction():
-        conn.execute(ONLINE.sub("", sql_text).encode())
-    _online(conn, online.group(1))
+        return []
+    schema = parts(render(settings))
+    try:
+        with conn.transaction():
+            conn.execute(schema.checks.encode())
+            done = {r[0] for r in conn.execute(_query("applied_steps"))}
+            applied = [v for v in schema.steps if v not in done]
+            for version in applied:
+                conn.execute(schema.steps[version].encode())
+            conn.execute(schema.repeatable.encode())
+            if applied:
+                conn.execute(_query("install_event"), [Jsonb({"steps": applied})])
+            if drop_legacy:
+                for (column,) in conn.execute(_query("legacy_columns")).fetchall():
+                    table, name = _quoted(settings.table), _quoted(column)
+                    conn.execute(_query("drop_column", table=table, column=name))
+                    conn.execute(_query("forget_legacy_column"), [column])
+    except psycopg.errors.RaiseException as exc:
+        raise _refused(exc) from exc
+    _online(conn, schema.online)
+    return applied

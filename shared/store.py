@@ -1,8 +1,9 @@
 """The ticket store: the queue operations, as calls of the SQL functions in schema.sql.
 
 The direct adapter talks to PostgreSQL over a psycopg pool. Every call is retried on transient
-errors (shared.retry); every write is safe to repeat because the claim token decides what
-is still ours.
+errors (shared.retry); every call is safe to repeat: a claim, an apply and a fail carry a
+request id (a repeated one returns what the first returned), and the claim token decides
+what is still ours.
 """
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ class Result:
     confidence: float | None
     model_version: str
     error: str | None = None
+    alternatives: list[dict[str, Any]] | None = None  # the next causes: [{cause, p}]
+    digest: str | None = None  # sha256 of the text the model saw
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who makes a queue call, and its request id: a repeated call with the same id (a lost
+    reply, a retry) returns what the first one did."""
+
+    worker: str
+    request_id: str
+    task: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,18 +83,18 @@ class QueueStore(Protocol):
     """What classifying a batch needs: claim, write results, give tickets back."""
 
     def claim(
-        self, worker: str, batch: int, numbers: Sequence[str] | None = None
+        self, caller: Caller, batch: int, numbers: Sequence[str] | None = None
     ) -> list[Claimed]: ...
 
-    def apply(self, results: Sequence[Result]) -> dict[str, int]: ...
+    def apply(self, caller: Caller, results: Sequence[Result]) -> dict[str, int]: ...
 
-    def fail(self, failures: Sequence[Failure]) -> dict[str, int]: ...
+    def fail(self, caller: Caller, failures: Sequence[Failure]) -> dict[str, int]: ...
 
 
 class BacklogStore(Protocol):
     """What covering the backlog needs: how much waits."""
 
-    def pending_count(self) -> dict[str, int]: ...
+    def pending_count(self) -> dict[str, Any]: ...
 
 
 class LabelStore(Protocol):
@@ -92,6 +105,13 @@ class LabelStore(Protocol):
 
 class EventStore(Protocol):
     """causa_events: what was decided (trainings, rollbacks, drift reports, admin actions)."""
+
+    def retain(self, decision_days: int, event_days: int, batch: int) -> dict[str, int]:
+        out: dict[str, int] = self._call(
+            "causa_retain",
+            {"p_decision_days": decision_days, "p_event_days": event_days, "p_batch": batch},
+        )
+        return out
 
     def record_event(self, kind: str, payload: dict[str, Any]) -> None: ...
 
@@ -127,6 +147,12 @@ class HistoryStore(EventStore, Protocol):
     ) -> dict[str, Any]: ...
 
 
+class RetentionStore(Protocol):
+    """What the retention task deletes: old decisions, events and replies, one batch a call."""
+
+    def retain(self, decision_days: int, event_days: int, batch: int) -> dict[str, int]: ...
+
+
 class TicketStore(
     QueueStore,
     BacklogStore,
@@ -135,11 +161,12 @@ class TicketStore(
     DecisionStore,
     AdminStore,
     HistoryStore,
+    RetentionStore,
     Protocol,
 ):
     """Every queue operation: what the adapters below implement (and `causa status` reads)."""
 
-    def status_counts(self) -> dict[str, int]: ...
+    def status_counts(self) -> dict[str, Any]: ...
 
     def latest_events(self) -> dict[str, Any]: ...
 
@@ -158,6 +185,109 @@ def function_call(function: str, args: dict[str, Any]) -> tuple[sql.Composed, li
         sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args),
     )
     return query, [Jsonb(v) if isinstance(v, list | dict) else v for v in args.values()]
+
+
+def _who(caller: Caller, call: str) -> dict[str, Any]:
+    """The arguments that say who writes: worker, task, and the call's own request id."""
+    return {
+        "p_request_id": f"{caller.request_id}:{call}",
+        "p_worker": caller.worker,
+        "p_task": caller.task,
+    }
+
+
+class FunctionStore:
+    """The queue operations, each one call of a SQL function with named arguments.
+    Adapters differ only in how they make that call (`_call`)."""
+
+    settings: Settings
+
+    def _call(self, function: str, args: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; the store opens them again when used."""
+
+    def claim(
+        self, caller: Caller, batch: int, numbers: Sequence[str] | None = None
+    ) -> list[Claimed]:
+        s = self.settings
+        rows = self._call(
+            "causa_claim",
+            {
+                "p_worker": caller.worker,
+                "p_batch": batch,
+                "p_lease_seconds": s.lease_seconds,
+                "p_max_attempts": s.max_attempts,
+                "p_numbers": list(numbers) if numbers is not None else None,
+                "p_since": s.classify_since.isoformat() if s.classify_since else None,
+                "p_request_id": caller.request_id,
+                "p_max_chars": s.max_text_chars,
+            },
+        )
+        return [Claimed(r["number"], r["text"], r["attempts"], r["claim_token"]) for r in rows]
+
+    def apply(self, caller: Caller, results: Sequence[Result]) -> dict[str, int]:
+        if not results:
+            return {"applied": 0, "stale": 0}
+        out: dict[str, int] = self._call(
+            "causa_apply",
+            {
+                "p_results": [asdict(r) for r in results],
+                "p_mode": self.settings.mode,
+                **_who(caller, "apply"),
+            },
+        )
+        return out
+
+    def fail(self, caller: Caller, failures: Sequence[Failure]) -> dict[str, int]:
+        if not failures:
+            return {"retrying": 0, "failed": 0, "stale": 0}
+        out: dict[str, int] = self._call(
+            "causa_fail",
+            {
+                "p_failures": [asdict(f) for f in failures],
+                "p_max_attempts": self.settings.max_attempts,
+                **_who(caller, "fail"),
+            },
+        )
+        return out
+
+    def pending_count(self) -> dict[str, Any]:
+        since = self.settings.classify_since
+        out: dict[str, Any] = self._call(
+            "causa_pending_count", {"p_since": since.isoformat() if since else None}
+        )
+        return out
+
+    def status_counts(self) -> dict[str, Any]: ...
+
+    def latest_events(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def is_pooled(url: str) -> bool:
+    return urlsplit(url).port == POOLER_PORT
+
+
+def function_call(function: str, args: dict[str, Any]) -> tuple[sql.Composed, list[Any]]:
+    """`SELECT function(name => %s, ...)` and its values, lists and dicts as jsonb: a call
+    with named arguments, the way PostgREST makes it."""
+    query = sql.SQL("SELECT {}({})").format(
+        sql.Identifier(function),
+        sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args),
+    )
+    return query, [Jsonb(v) if isinstance(v, list | dict) else v for v in args.values()]
+
+
+def _who(caller: Caller, call: str) -> dict[str, Any]:
+    """The arguments that say who writes: worker, task, and the call's own request id."""
+    return {
+        "p_request_id": f"{caller.request_id}:{call}",
+        "p_worker": caller.worker,
+        "p_task": caller.task,
+    }
 
 
 class FunctionStore:
@@ -214,8 +344,9 @@ class FunctionStore:
         )
         return out
 
-    def status_counts(self) -> dict[str, int]:
-        out: dict[str, int] = self._call("causa_status_counts", {})
+    def status_counts(self) -> dict[str, Any]:
+        """Tickets by status; `estimated` lists the counts that are the planner's estimate."""
+        out: dict[str, Any] = self._call("causa_status_counts", {})
         return out
 
     def labelled(self) -> Iterator[Labelled]:
@@ -272,6 +403,13 @@ class FunctionStore:
     def recent(self, since: str, limit: int = 10_000) -> list[dict[str, Any]]:
         """The model's decisions since an ISO time, newest first (for the drift report)."""
         out: list[dict[str, Any]] = self._call("causa_recent", {"p_since": since, "p_limit": limit})
+        return out
+
+    def retain(self, decision_days: int, event_days: int, batch: int) -> dict[str, int]:
+        out: dict[str, int] = self._call(
+            "causa_retain",
+            {"p_decision_days": decision_days, "p_event_days": event_days, "p_batch": batch},
+        )
         return out
 
     def record_event(self, kind: str, payload: dict[str, Any]) -> None:

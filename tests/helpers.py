@@ -6,21 +6,27 @@ import csv
 import functools
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from shared import schema
 from shared.settings import Settings
+from shared.store import Caller
 from training import bootstrap, dataset
 from training.registry import ModelRegistry
 from worker import demodata
 
 T = TypeVar("T")
 
-TABLE_DDL = "DROP TABLE IF EXISTS tickets, causa_events CASCADE;" + demodata.TABLE_SQL
+# A fresh ticket table and no causa: what earlier tests installed is removed with it.
+TABLE_DDL = "DROP TABLE IF EXISTS tickets CASCADE; DROP SCHEMA IF EXISTS causa CASCADE;" + (
+    demodata.TABLE_SQL
+)
 
 
 def fresh_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
@@ -82,9 +88,48 @@ def wait_for(
         time.sleep(interval)
 
 
-def statuses(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    rows = conn.execute("SELECT classification_status, count(*) FROM tickets GROUP BY 1").fetchall()
+# Each ticket's state: queued (pending, or claimed under a lease), else its latest decision,
+# else labelled when it has a cause (a person's, from before causa), else None (history).
+STATE_SQL = """
+SELECT CASE WHEN w.number IS NOT NULL
+            THEN CASE WHEN w.claim_token IS NULL THEN 'pending' ELSE 'claimed' END
+            WHEN o.number IS NOT NULL THEN o.status
+            WHEN t.causa IS NOT NULL THEN 'labelled' END AS state,
+       t.number
+  FROM tickets AS t
+  LEFT JOIN causa.work AS w ON w.number = t.number
+  LEFT JOIN causa.outcomes AS o ON o.number = t.number
+"""
+
+
+def statuses(conn: psycopg.Connection[Any]) -> dict[str | None, int]:
+    """How many tickets are in each state (see STATE_SQL)."""
+    rows = conn.execute(f"SELECT state, count(*) FROM ({STATE_SQL}) AS s GROUP BY 1").fetchall()
     return {s: int(n) for s, n in rows}
+
+
+def state(conn: psycopg.Connection[Any], number: str) -> str | None:
+    """One ticket's state (see STATE_SQL)."""
+    row = conn.execute(f"SELECT state FROM ({STATE_SQL}) AS s WHERE number = %s", [number])
+    found = row.fetchone()
+    return None if found is None else found[0]
+
+
+def caller(worker: str = "test") -> Caller:
+    """Who makes a queue call in a test: `worker`, with a request id of its own."""
+    return Caller(worker, uuid.uuid4().hex)
+
+
+def dead_letter(conn: psycopg.Connection[Any], numbers: list[str], error: str = "boom") -> None:
+    """Put pending tickets in the dead letter as causa does: claimed, then failed for good."""
+    row = conn.execute(
+        "SELECT causa_claim('test', %s, 60, 1, %s)", [len(numbers), Jsonb(numbers)]
+    ).fetchone()
+    assert row is not None and len(row[0]) == len(numbers), row
+    failures = [
+        {"number": r["number"], "claim_token": r["claim_token"], "error": error} for r in row[0]
+    ]
+    conn.execute("SELECT causa_fail(%s, 1)", [Jsonb(failures)])
 
 
 def write_csv(path: Path, n: int, seed: int) -> Path:

@@ -101,6 +101,10 @@ def make_app(settings: Settings) -> CausaCelery:
                 "task": names.DRIFT,
                 "schedule": cron(settings.drift_cron),
             },
+            "retention": {
+                "task": names.RETAIN,
+                "schedule": cron(settings.retention_cron),
+            },
             "poll-pending": {
                 "task": names.POLL,
                 "schedule": settings.poll_interval,

@@ -11,6 +11,7 @@ RETRAIN = "tasks.training.retrain"
 ROLLBACK = "tasks.training.rollback"
 DRIFT = "tasks.monitoring.drift_report"
 WATCH = "tasks.monitoring.watch"
+RETAIN = "tasks.monitoring.retain"
 
 
 def admin(action: str) -> str:

@@ -45,6 +45,10 @@ class TicketTable(BaseModel):
     number_column: str = "number"
     text_columns: str = "short_description,description"
     cause_column: str = "causa"
+    # The causa_ result columns (status, source, predicted, confidence, model version,
+    # decided at) on the ticket table, for people's own tools. False: causa writes only the
+    # cause; the view causa.tickets joins tickets and their latest decision.
+    result_columns: bool = True
 
     @field_validator("table")
     @classmethod
@@ -94,6 +98,9 @@ class Queue(BaseModel):
     max_attempts: int = Field(3, ge=1)
     classify_since: datetime | None = None
     mode: Literal["apply", "suggest"] = "apply"
+    # A ticket's text is cut to this many characters where the claim builds it (in SQL):
+    # a 1 MB description costs no more than a normal one.
+    max_text_chars: int = Field(20_000, ge=100)
     # Hard limit of one classify task; soft limit is 80 % of it.
     task_time_limit: int = Field(120, ge=1)
     # Redis redelivers an unacknowledged task after this long (kombu's visibility_timeout).
@@ -204,8 +211,13 @@ class Monitoring(BaseModel):
     drift_min_tickets: int = Field(200, ge=1)  # fewer recent predictions: no verdict
     drift_threshold: float = Field(0.2, gt=0)  # PSI above this is drift (0.1 slight, 0.2 major)
     drift_retrain: bool = False  # retrain when drift is detected
+    # Retention, applied by a periodic task in small batches: decisions and events older
+    # than this are deleted (the newest event of each kind and install records stay).
+    decision_retention_days: int = Field(180, ge=1)
+    event_retention_days: int = Field(180, ge=1)
+    retention_cron: str = "30 3 * * *"  # when beat runs the retention task
 
-    _cron = field_validator("drift_cron")(lambda value: check_cron(value))
+    _cron = field_validator("drift_cron", "retention_cron")(lambda value: check_cron(value))
 
 
 def check_cron(value: str) -> str:

@@ -24,8 +24,22 @@ DROP INDEX CONCURRENTLY IF EXISTS {{index}}
 -- Build one of the indexes of schema.sql's online section without blocking writers.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS {{index}} ON {{definition}}
 
--- name: backfill_batch
--- One batch of schema.sql's backfill UPDATE: its SET on up to {{batch}} rows its WHERE selects.
-UPDATE {{table}} SET {{set}}
- WHERE ctid IN (SELECT ctid FROM {{table}} WHERE {{where}}
-                 LIMIT {{batch}} FOR UPDATE SKIP LOCKED)
+-- name: applied_steps
+-- The versioned steps of schema.sql already applied to this database.
+SELECT version FROM causa.migrations
+
+-- name: install_event
+-- causa's install record: the steps a migration applied (%s: {steps}); retention keeps it.
+INSERT INTO causa.events (kind, payload) VALUES ('install', %s)
+
+-- name: legacy_columns
+-- The previous release's queue columns an upgrade left on the ticket table.
+SELECT name FROM causa.owned WHERE kind = 'legacy_column' ORDER BY name
+
+-- name: drop_column
+-- Drop one of them (`causa migrate --drop-legacy`).
+ALTER TABLE {{table}} DROP COLUMN IF EXISTS {{column}}
+
+-- name: forget_legacy_column
+-- Forget a dropped legacy column (%s: its name).
+DELETE FROM causa.owned WHERE kind = 'legacy_column' AND name = %s

@@ -1,332 +1,796 @@
--- causa: the queue on the ticket table.
+-- causa: the queue beside a ticket table, in causa's own schema.
 --
 -- shared/sql/schema.sql is a template: `causa migrate` fills its double-braced placeholders
--- (table, number, cause, text, number_key) with the configured, quoted names and applies
--- it; `causa migrate --print` writes the rendered SQL. supabase/migrations/ holds it
--- rendered for the default names (tickets, number, short_description + description, causa).
--- Applying it twice is harmless. PostgreSQL 15 or newer.
+-- (table, number, cause, text, number_key, table_name, channel, result_columns) with the
+-- configured, quoted names and applies it; `causa migrate --print` writes the rendered SQL.
+-- supabase/migrations/ holds it rendered for the default names (tickets, number,
+-- short_description + description, causa). Applying it twice is harmless. PostgreSQL 15+.
 --
--- Statuses: pending -> claimed -> classified | needs_review | failed; labelled when a
--- person set the cause (final). The database is the queue and the source of truth.
+-- causa is a quiet neighbour. Its queue lives in the schema `causa`, in tables it owns:
+-- work items (what waits or is claimed), decisions (an append-only log), outcomes (each
+-- ticket's latest decision), requests (replies to repeated calls), meta, events, owned (what
+-- causa created outside its schema) and migrations (the versioned steps applied). The user's
+-- ticket row is written once per decision: the cause (mode apply, when classified) and,
+-- unless CAUSA_RESULT_COLUMNS=false, the causa_ result columns. The entry points stay in
+-- `public` (PostgREST serves only exposed schemas), named causa_..., callable by the
+-- service role only; the schema `causa` is not exposed to anon or authenticated.
+--
+-- The file has parts marked `-- causa:<part>`: checks (every run), versioned steps (`step N`,
+-- each applied once, in order, recorded in causa.migrations), the repeatable part (functions,
+-- triggers, grants: replaced every run) and the online part (indexes on the user's table,
+-- built CONCURRENTLY by `causa migrate`).
 
--- Columns: all nullable or with a constant default, so adding them rewrites nothing and
--- existing writers keep working.
-ALTER TABLE {{table}}
-    ADD COLUMN IF NOT EXISTS causa_source text,              -- 'model' | 'human'
-    ADD COLUMN IF NOT EXISTS causa_predicted text,
-    ADD COLUMN IF NOT EXISTS causa_confidence real,
-    ADD COLUMN IF NOT EXISTS model_version text,
-    ADD COLUMN IF NOT EXISTS classified_at timestamptz,
-    ADD COLUMN IF NOT EXISTS classification_status text DEFAULT 'pending',
-    ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS claimed_by text,
-    ADD COLUMN IF NOT EXISTS claim_token uuid,
-    ADD COLUMN IF NOT EXISTS claimed_until timestamptz,
-    ADD COLUMN IF NOT EXISTS last_error text,
-    ADD COLUMN IF NOT EXISTS received_at timestamptz;        -- NULL: there before causa
-
--- A separate step so that existing rows keep NULL (no rewrite) and new rows get the time.
-ALTER TABLE {{table}} ALTER COLUMN received_at SET DEFAULT clock_timestamp();
-
--- The cut-off: only tickets received since it are work. Recorded by the first migration (its
--- time) and never moved by a later one; CAUSA_CLASSIFY_SINCE overrides it (p_since). Rows
--- there before causa (received_at NULL) are never work: `causa backfill` queues them on
--- purpose. Where causa was installed before this table existed (its claim function does),
--- every ticket it received stays work: -infinity. Row level security with no policy.
-CREATE TABLE IF NOT EXISTS causa_meta (
-    id boolean PRIMARY KEY DEFAULT true CHECK (id),
-    classify_since timestamptz NOT NULL
+-- causa:checks
+CREATE SCHEMA IF NOT EXISTS causa;
+REVOKE ALL ON SCHEMA causa FROM PUBLIC;
+CREATE TABLE IF NOT EXISTS causa.migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-ALTER TABLE causa_meta ENABLE ROW LEVEL SECURITY;
-INSERT INTO causa_meta (classify_since)
-SELECT CASE WHEN EXISTS (SELECT FROM pg_proc WHERE proname = 'causa_claim')
-            THEN '-infinity' ELSE clock_timestamp() END
-ON CONFLICT (id) DO NOTHING;
+-- What causa created outside its schema (columns of the user's table), so that it refuses a
+-- column it did not create and `--uninstall` removes exactly what it created.
+CREATE TABLE IF NOT EXISTS causa.owned (
+    kind text NOT NULL,          -- 'column' | 'legacy_column'
+    name text NOT NULL,
+    PRIMARY KEY (kind, name)
+);
 
--- causa:online-start
--- On a large live table `causa migrate` runs this part after the rest, outside one
--- transaction: the backfill in batches of a few thousand rows, each index CONCURRENTLY.
--- Until the backfill is done, claims skip pending rows that have a cause anyway.
-
--- Rows that already have a cause were labelled by people: they are training data, never work.
-UPDATE {{table}}
-   SET causa_source = 'human', classification_status = 'labelled'
- WHERE {{cause}} IS NOT NULL AND causa_source IS NULL;
-
--- The queue: only pending and claimed rows, oldest first.
-CREATE INDEX IF NOT EXISTS causa_queue_idx ON {{table}} (received_at)
-    WHERE classification_status IN ('pending', 'claimed');
--- Training reads the labelled rows.
-CREATE INDEX IF NOT EXISTS causa_labelled_idx ON {{table}} (classification_status)
-    WHERE causa_source = 'human';
--- causa:online-end
-
-
--- A ticket inserted with a cause is a human label, not work.
-CREATE OR REPLACE FUNCTION causa_on_insert() RETURNS trigger
-LANGUAGE plpgsql AS $$
+-- One database serves one ticket table; the ticket number is the join key, so it must be
+-- unique; result columns causa did not create are refused by name.
+DO $$
+DECLARE
+    v_installed text;
+    c text;
 BEGIN
-    NEW.causa_source := 'human';
-    NEW.classification_status := 'labelled';
-    RETURN NEW;
+    IF to_regclass('causa.meta') IS NOT NULL THEN
+        EXECUTE 'SELECT table_name FROM causa.meta' INTO v_installed;
+        IF v_installed IS DISTINCT FROM {{table_name}} THEN
+            RAISE EXCEPTION 'causa is installed for table % in this database, not %', v_installed, {{table_name}}
+                USING HINT = 'one database serves one ticket table: set CAUSA_TABLE to it, or'
+                             ' remove causa from it first (causa migrate --uninstall)';
+        END IF;
+    END IF;
+    IF NOT EXISTS (
+        SELECT FROM pg_index i
+          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = '{{table}}'::regclass AND i.indisunique AND i.indnkeyatts = 1
+           AND i.indpred IS NULL AND a.attname = {{number_key}}) THEN
+        RAISE EXCEPTION 'column % of table % is not unique: causa joins its queue to tickets by it',
+                        {{number_key}}, {{table_name}}
+            USING HINT = 'add a unique index on it, or set CAUSA_NUMBER_COLUMN to a unique column';
+    END IF;
+    IF {{result_columns}} THEN
+        FOREACH c IN ARRAY ARRAY['causa_status', 'causa_source', 'causa_predicted',
+                                 'causa_confidence', 'causa_model_version', 'causa_decided_at'] LOOP
+            IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = '{{table}}'::regclass
+                          AND attname = c AND NOT attisdropped)
+               AND NOT EXISTS (SELECT FROM causa.owned WHERE kind = 'column' AND name = c)
+               AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = '{{table}}'::regclass
+                                  AND attname = 'classification_status' AND NOT attisdropped) THEN
+                RAISE EXCEPTION 'column %.% exists and causa did not create it', {{table_name}}, c
+                    USING HINT = 'rename or drop your column, or set CAUSA_RESULT_COLUMNS=false'
+                                 ' (causa then writes only the cause)';
+            END IF;
+        END LOOP;
+    END IF;
 END $$;
 
-CREATE OR REPLACE TRIGGER causa_on_insert
-    BEFORE INSERT ON {{table}}
-    FOR EACH ROW WHEN (NEW.{{cause}} IS NOT NULL)
-    EXECUTE FUNCTION causa_on_insert();
+
+-- causa:step 1 queue tables
+-- The ticket number keeps the type of the user's column, so joins use their index.
+DO $$
+DECLARE
+    v_type text := (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                     WHERE attrelid = '{{table}}'::regclass AND attname = {{number_key}});
+BEGIN
+    EXECUTE format($sql$
+        CREATE TABLE IF NOT EXISTS causa.work (
+            number %1$s PRIMARY KEY,
+            received_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            attempts integer NOT NULL DEFAULT 0,
+            claim_token uuid,
+            claimed_by text,
+            claimed_until timestamptz,
+            request_id text,
+            last_error text
+        );
+        CREATE TABLE IF NOT EXISTS causa.decisions (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            number %1$s NOT NULL,
+            status text NOT NULL,
+            source text NOT NULL,        -- 'model' | 'human'
+            cause text,                  -- what the ticket's cause became (NULL: unchanged)
+            predicted text,
+            confidence real,
+            alternatives jsonb,          -- the next causes: [{cause, p}]
+            model_version text,
+            digest text,                 -- sha256 of the text the model saw
+            error text,
+            received_at timestamptz,     -- when the ticket entered the queue
+            decided_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            worker text,
+            task text
+        );
+        CREATE TABLE IF NOT EXISTS causa.outcomes (
+            number %1$s PRIMARY KEY,
+            status text NOT NULL,
+            source text NOT NULL,
+            predicted text,
+            confidence real,
+            model_version text,
+            error text,
+            decided_at timestamptz NOT NULL
+        )$sql$, v_type);
+END $$;
+-- Fresh items (claimed in batches, oldest first), items to retry alone, running leases.
+CREATE INDEX IF NOT EXISTS work_fresh_idx ON causa.work (received_at)
+    WHERE attempts = 0 AND claim_token IS NULL;
+CREATE INDEX IF NOT EXISTS work_retry_idx ON causa.work (received_at)
+    WHERE attempts > 0 AND claim_token IS NULL;
+CREATE INDEX IF NOT EXISTS work_lease_idx ON causa.work (claimed_until)
+    WHERE claim_token IS NOT NULL;
+CREATE INDEX IF NOT EXISTS work_request_idx ON causa.work (request_id)
+    WHERE request_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS decisions_at_idx ON causa.decisions (decided_at);
+CREATE INDEX IF NOT EXISTS decisions_number_idx ON causa.decisions (number);
+CREATE INDEX IF NOT EXISTS outcomes_status_idx ON causa.outcomes (status, decided_at);
+-- What a repeated apply or fail returns (the reply of the first), kept a day.
+CREATE TABLE IF NOT EXISTS causa.requests (
+    id text PRIMARY KEY,
+    response jsonb NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS requests_at_idx ON causa.requests (at);
+-- The table causa serves and the cut-off: only tickets received since it are work (the
+-- first migration's time; never moved by a later one; CAUSA_CLASSIFY_SINCE overrides it).
+CREATE TABLE IF NOT EXISTS causa.meta (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    table_name text NOT NULL,
+    classify_since timestamptz NOT NULL
+);
+INSERT INTO causa.meta (table_name, classify_since) VALUES ({{table_name}}, clock_timestamp())
+ON CONFLICT (id) DO NOTHING;
+-- causa's own record of what happened: training decisions, drift reports, admin actions.
+CREATE TABLE IF NOT EXISTS causa.events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    kind text NOT NULL,
+    payload jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+CREATE INDEX IF NOT EXISTS events_kind_idx ON causa.events (kind, at DESC);
+INSERT INTO causa.migrations (version, name) VALUES (1, 'queue tables') ON CONFLICT DO NOTHING;
 
 
--- One notification per INSERT statement, carrying how many pending rows it added, so a bulk
--- insert of 5,000 rows asks for enough batches instead of one. Notifications are hints:
--- beat's poll is the safety net.
-CREATE OR REPLACE FUNCTION causa_notify() RETURNS trigger
+-- causa:step 2 upgrade from the queue in the ticket table
+-- A database migrated by the previous release (causa 0.x: 12 columns in the user's table).
+-- Its state moves into causa's tables: tickets pending or claimed since its cut-off become
+-- work items (a running claim is let go: stop the old workers first), decided ones outcomes.
+-- Three columns are renamed (classification_status -> causa_status, model_version ->
+-- causa_model_version, classified_at -> causa_decided_at); causa_source, causa_predicted and
+-- causa_confidence keep their names. The other six (attempts, claimed_by, claim_token,
+-- claimed_until, last_error, received_at) stay until `causa migrate --drop-legacy`: the old
+-- release may have adopted a column of the user's under one of those names.
+DO $$
+DECLARE
+    c text;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = '{{table}}'::regclass
+                      AND attname = 'classification_status' AND NOT attisdropped) THEN
+        RETURN;
+    END IF;
+    IF to_regclass('public.causa_meta') IS NOT NULL THEN
+        UPDATE causa.meta SET classify_since = (SELECT classify_since FROM public.causa_meta);
+        DROP TABLE public.causa_meta;
+    END IF;
+    IF to_regclass('public.causa_events') IS NOT NULL THEN
+        INSERT INTO causa.events (at, kind, payload)
+        SELECT at, kind, payload FROM public.causa_events ORDER BY id;
+        DROP TABLE public.causa_events;
+    END IF;
+    INSERT INTO causa.work (number, received_at, attempts, last_error)
+    SELECT t.{{number}}, t.received_at, t.attempts, t.last_error FROM {{table}} AS t
+     WHERE t.classification_status IN ('pending', 'claimed') AND t.{{cause}} IS NULL
+       AND t.received_at >= (SELECT classify_since FROM causa.meta)
+    ON CONFLICT (number) DO NOTHING;
+    INSERT INTO causa.outcomes (number, status, source, predicted, confidence, model_version,
+                                error, decided_at)
+    SELECT t.{{number}}, t.classification_status, coalesce(t.causa_source, 'model'),
+           t.causa_predicted, t.causa_confidence, t.model_version, t.last_error,
+           coalesce(t.classified_at, clock_timestamp())
+      FROM {{table}} AS t
+     WHERE t.classification_status IN ('classified', 'needs_review', 'failed', 'labelled')
+    ON CONFLICT (number) DO NOTHING;
+    DROP TRIGGER IF EXISTS causa_notify ON {{table}};
+    DROP TRIGGER IF EXISTS causa_on_insert ON {{table}};
+    DROP TRIGGER IF EXISTS causa_on_label ON {{table}};
+    DROP FUNCTION IF EXISTS public.causa_on_insert();
+    DROP FUNCTION IF EXISTS public.causa_notify();
+    DROP FUNCTION IF EXISTS public.causa_on_label();
+    DROP FUNCTION IF EXISTS public.causa_claim(text, integer, integer, integer, jsonb, timestamptz);
+    DROP FUNCTION IF EXISTS public.causa_apply(jsonb, text);
+    DROP FUNCTION IF EXISTS public.causa_fail(jsonb, integer);
+    DROP FUNCTION IF EXISTS public.causa_pending_count(timestamptz);
+    DROP FUNCTION IF EXISTS public.causa_requeue(jsonb, jsonb, text);
+    DROP FUNCTION IF EXISTS public.causa_backfill(boolean, timestamptz, integer, timestamptz);
+    DROP FUNCTION IF EXISTS public.causa_activity(integer, timestamptz);
+    DROP FUNCTION IF EXISTS public.causa_recent(timestamptz, integer);
+    DROP INDEX IF EXISTS causa_queue_idx;
+    DROP INDEX IF EXISTS causa_labelled_idx;
+    ALTER TABLE {{table}} ALTER COLUMN classification_status DROP DEFAULT;
+    ALTER TABLE {{table}} RENAME COLUMN classification_status TO causa_status;
+    ALTER TABLE {{table}} RENAME COLUMN model_version TO causa_model_version;
+    ALTER TABLE {{table}} RENAME COLUMN classified_at TO causa_decided_at;
+    -- NULL while queued, as causa writes it now (rows still queued are rewritten once).
+    PERFORM set_config('causa.applying', 'on', true);
+    UPDATE {{table}} SET causa_status = NULL WHERE causa_status IN ('pending', 'claimed');
+    PERFORM set_config('causa.applying', 'off', true);
+    INSERT INTO causa.owned (kind, name)
+    SELECT 'column', unnest(ARRAY['causa_status', 'causa_source', 'causa_predicted',
+                                  'causa_confidence', 'causa_model_version', 'causa_decided_at'])
+    UNION ALL
+    SELECT 'legacy_column', unnest(ARRAY['attempts', 'claimed_by', 'claim_token',
+                                         'claimed_until', 'last_error', 'received_at'])
+    ON CONFLICT DO NOTHING;
+END $$;
+INSERT INTO causa.migrations (version, name) VALUES (2, 'upgrade from the queue in the ticket table')
+ON CONFLICT DO NOTHING;
+
+
+-- causa:repeatable
+-- The result columns people filter on in their own tools, written once per decision.
+DO $$
+BEGIN
+    IF {{result_columns}} THEN
+        ALTER TABLE {{table}}
+            ADD COLUMN IF NOT EXISTS causa_status text,   -- NULL while queued
+            ADD COLUMN IF NOT EXISTS causa_source text,   -- who set the cause: 'model' | 'human'
+            ADD COLUMN IF NOT EXISTS causa_predicted text,
+            ADD COLUMN IF NOT EXISTS causa_confidence real,
+            ADD COLUMN IF NOT EXISTS causa_model_version text,
+            ADD COLUMN IF NOT EXISTS causa_decided_at timestamptz;
+        INSERT INTO causa.owned (kind, name)
+        SELECT 'column', unnest(ARRAY['causa_status', 'causa_source', 'causa_predicted',
+                                      'causa_confidence', 'causa_model_version',
+                                      'causa_decided_at'])
+        ON CONFLICT DO NOTHING;
+    END IF;
+END $$;
+
+-- A ticket number given as JSON, as the user's column type (so its index is used).
+DO $$
+DECLARE
+    v_type text := (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                     WHERE attrelid = '{{table}}'::regclass AND attname = {{number_key}});
+BEGIN
+    EXECUTE format('CREATE OR REPLACE FUNCTION causa.ticket_number(p jsonb) RETURNS %1$s'
+                   ' LANGUAGE sql IMMUTABLE AS $f$ SELECT (p #>> ''{}'')::%1$s $f$', v_type);
+END $$;
+
+-- Tickets and their latest decision: what the result columns hold, for those who turned them off.
+CREATE OR REPLACE VIEW causa.tickets AS
+SELECT t.{{number}} AS number, t.{{cause}} AS cause, o.status, o.source, o.predicted,
+       o.confidence, o.model_version, o.decided_at, (w.number IS NOT NULL) AS queued
+  FROM {{table}} AS t
+  LEFT JOIN causa.outcomes AS o ON o.number = t.{{number}}
+  LEFT JOIN causa.work AS w ON w.number = t.{{number}};
+
+
+-- Record decisions: a JSON array of {number, status, source, predicted, confidence,
+-- alternatives, model_version, digest, error, received_at} whose work items are gone. Appends to
+-- the log, sets each ticket's outcome and writes the ticket's row once: the cause when
+-- classified in mode apply, the result columns when they are on (nothing else: with them
+-- off, a decision that sets no cause does not touch the row).
+CREATE OR REPLACE FUNCTION causa.record(p jsonb, p_mode text, p_worker text, p_task text)
+RETURNS void
 LANGUAGE plpgsql AS $$
+BEGIN
+    IF jsonb_array_length(p) = 0 THEN
+        RETURN;
+    END IF;
+    WITH d AS (
+        SELECT causa.ticket_number(to_jsonb(x.number)) AS number, x.status,
+               coalesce(x.source, 'model') AS source,
+               CASE WHEN x.status = 'classified' AND p_mode = 'apply' THEN x.predicted END AS cause,
+               x.predicted, x.confidence, x.alternatives, x.model_version, x.digest,
+               left(x.error, 2000) AS error, x.received_at
+          FROM jsonb_to_recordset(p) AS x(number text, status text, source text, predicted text,
+                                          confidence real, alternatives jsonb,
+                                          model_version text, digest text, error text,
+                                          received_at timestamptz)
+    ), logged AS (
+        INSERT INTO causa.decisions (number, status, source, cause, predicted, confidence,
+                                     alternatives, model_version, digest, error, received_at,
+                                     worker, task)
+        SELECT d.number, d.status, d.source, d.cause, d.predicted, d.confidence,
+               d.alternatives, d.model_version, d.digest, d.error, d.received_at, p_worker,
+               p_task
+          FROM d
+    )
+    INSERT INTO causa.outcomes AS o (number, status, source, predicted, confidence,
+                                     model_version, error, decided_at)
+    SELECT d.number, d.status, d.source, d.predicted, d.confidence, d.model_version, d.error,
+           clock_timestamp()
+      FROM d
+    ON CONFLICT (number) DO UPDATE
+       SET status = excluded.status, source = excluded.source, predicted = excluded.predicted,
+           confidence = excluded.confidence, model_version = excluded.model_version,
+           error = excluded.error, decided_at = excluded.decided_at;
+    PERFORM set_config('causa.applying', 'on', true);
+    IF {{result_columns}} THEN
+        UPDATE {{table}} AS t
+           SET {{cause}} = coalesce(d.cause, t.{{cause}}),
+               causa_status = d.status,
+               causa_source = CASE WHEN d.cause IS NOT NULL THEN 'model' END,
+               causa_predicted = d.predicted,
+               causa_confidence = d.confidence,
+               causa_model_version = d.model_version,
+               causa_decided_at = clock_timestamp()
+          FROM (SELECT causa.ticket_number(to_jsonb(x.number)) AS number,
+                       CASE WHEN x.status = 'classified' AND p_mode = 'apply'
+                            THEN x.predicted END AS cause,
+                       x.status, x.predicted, x.confidence, x.model_version
+                  FROM jsonb_to_recordset(p) AS x(number text, status text, predicted text,
+                                                  confidence real, model_version text)) AS d
+         WHERE t.{{number}} = d.number;
+    ELSIF p_mode = 'apply' THEN
+        UPDATE {{table}} AS t
+           SET {{cause}} = d.predicted
+          FROM jsonb_to_recordset(p) AS d(number text, status text, predicted text)
+         WHERE t.{{number}} = causa.ticket_number(to_jsonb(d.number))
+           AND d.status = 'classified';
+    END IF;
+    PERFORM set_config('causa.applying', 'off', true);
+END $$;
+
+
+-- Lock the tickets of a JSON array of {number, ...} in number order, before their work
+-- items: the order a person's label takes them in (the row, then its trigger), so the two
+-- never deadlock, and a label that committed first wins (its work item is gone). SKIP
+-- LOCKED leaves out tickets someone holds. Returns the numbers locked.
+CREATE OR REPLACE FUNCTION causa.lock_tickets(p jsonb, p_skip_locked boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_locked jsonb;
+BEGIN
+    IF p_skip_locked THEN
+        SELECT coalesce(jsonb_agg(l.n), '[]'::jsonb) INTO v_locked
+          FROM (SELECT t.{{number}}::text AS n FROM {{table}} AS t
+                 WHERE t.{{number}} IN (SELECT causa.ticket_number(x->'number')
+                                          FROM jsonb_array_elements(p) AS x)
+                 ORDER BY t.{{number}} FOR NO KEY UPDATE SKIP LOCKED) AS l;
+    ELSE
+        SELECT coalesce(jsonb_agg(l.n), '[]'::jsonb) INTO v_locked
+          FROM (SELECT t.{{number}}::text AS n FROM {{table}} AS t
+                 WHERE t.{{number}} IN (SELECT causa.ticket_number(x->'number')
+                                          FROM jsonb_array_elements(p) AS x)
+                 ORDER BY t.{{number}} FOR NO KEY UPDATE) AS l;
+    END IF;
+    RETURN v_locked;
+END $$;
+
+
+-- Dead-letter the work items whose lease expired after their last attempt (the worker died
+-- or timed out on them every time): at most p_limit per call, tickets someone holds skipped.
+CREATE OR REPLACE FUNCTION causa.expire(p_max_attempts integer, p_limit integer DEFAULT 100)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now timestamptz := clock_timestamp();
+    v_dead jsonb;
+BEGIN
+    SELECT coalesce(jsonb_agg(jsonb_build_object('number', w.number)), '[]'::jsonb) INTO v_dead
+      FROM (SELECT number FROM causa.work
+             WHERE claim_token IS NOT NULL AND claimed_until < v_now AND attempts >= p_max_attempts
+             ORDER BY claimed_until LIMIT p_limit) AS w;
+    IF jsonb_array_length(v_dead) = 0 THEN
+        RETURN 0;
+    END IF;
+    v_dead := causa.lock_tickets(v_dead, true);
+    WITH gone AS (
+        DELETE FROM causa.work AS w
+         WHERE w.number IN (SELECT causa.ticket_number(n) FROM jsonb_array_elements(v_dead) AS n)
+           AND w.claim_token IS NOT NULL AND w.claimed_until < v_now
+           AND w.attempts >= p_max_attempts
+        RETURNING w.number, w.attempts, w.received_at
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'number', g.number::text, 'status', 'failed', 'received_at', g.received_at,
+               'error', format('the lease expired %s times: the worker died or timed out on'
+                               ' this ticket every time', g.attempts))), '[]'::jsonb)
+      INTO v_dead FROM gone AS g;
+    PERFORM causa.record(v_dead, 'apply', NULL, 'lease expired');
+    RETURN jsonb_array_length(v_dead);
+END $$;
+
+
+-- Tickets inserted without a cause enter the queue: one statement-level trigger per INSERT,
+-- and one NOTIFY carrying how many (a bulk insert of 5,000 rows asks for enough batches).
+-- Notifications are hints: beat's poll is the safety net. SECURITY DEFINER: the user's
+-- application inserts with its own role, which has no rights on causa's schema.
+CREATE OR REPLACE FUNCTION causa.enqueue_inserted() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
     v_count bigint;
 BEGIN
-    SELECT count(*) INTO v_count FROM causa_inserted WHERE classification_status = 'pending';
+    INSERT INTO causa.work (number)
+    SELECT n.{{number}} FROM causa_inserted AS n WHERE n.{{cause}} IS NULL
+    ON CONFLICT (number) DO NOTHING;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN
         PERFORM pg_notify({{channel}}, v_count::text);
     END IF;
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE TRIGGER causa_notify
+CREATE OR REPLACE TRIGGER causa_enqueue
     AFTER INSERT ON {{table}}
     REFERENCING NEW TABLE AS causa_inserted
-    FOR EACH STATEMENT EXECUTE FUNCTION causa_notify();
+    FOR EACH STATEMENT EXECUTE FUNCTION causa.enqueue_inserted();
 
 
--- Any change of the cause that does not come from causa_apply is a person's: it becomes a
--- training label and no model write can overwrite it (its claim token is cleared). A cause
--- set back to NULL asks for a new classification.
-CREATE OR REPLACE FUNCTION causa_on_label() RETURNS trigger
+-- A ticket inserted with a cause is a person's label (only written into the row it inserts).
+CREATE OR REPLACE FUNCTION causa.label_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.causa_source := 'human';
+    NEW.causa_status := 'labelled';
+    RETURN NEW;
+END $$;
+
+DO $$
+BEGIN
+    IF {{result_columns}} THEN
+        CREATE OR REPLACE TRIGGER causa_on_insert
+            BEFORE INSERT ON {{table}}
+            FOR EACH ROW WHEN (NEW.{{cause}} IS NOT NULL)
+            EXECUTE FUNCTION causa.label_inserted();
+    ELSE
+        DROP TRIGGER IF EXISTS causa_on_insert ON {{table}};
+    END IF;
+END $$;
+
+
+-- Any change of the cause that does not come from causa (causa.record sets a
+-- transaction-local flag) is a person's: a training label, recorded as a decision, its work
+-- item removed so no model write can overwrite it. A cause set back to NULL asks for a new
+-- classification. Only the row being updated is changed (no second write).
+CREATE OR REPLACE FUNCTION causa.cause_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF current_setting('causa.applying', true) = 'on' THEN
         RETURN NEW;
     END IF;
     IF NEW.{{cause}} IS NULL THEN
-        NEW.causa_source := NULL;
-        NEW.classification_status := 'pending';
-        NEW.attempts := 0;
-        NEW.received_at := coalesce(NEW.received_at, clock_timestamp());  -- a row from before causa
+        INSERT INTO causa.work (number) VALUES (NEW.{{number}})
+        ON CONFLICT (number) DO UPDATE
+           SET received_at = clock_timestamp(), attempts = 0, claim_token = NULL,
+               claimed_by = NULL, claimed_until = NULL, request_id = NULL, last_error = NULL;
+        DELETE FROM causa.outcomes WHERE number = NEW.{{number}};
+        IF {{result_columns}} THEN
+            NEW.causa_status := NULL;
+            NEW.causa_source := NULL;
+        END IF;
+        PERFORM pg_notify({{channel}}, '1');
     ELSE
-        NEW.causa_source := 'human';
-        NEW.classification_status := 'labelled';
+        DELETE FROM causa.work WHERE number = NEW.{{number}};
+        INSERT INTO causa.decisions (number, status, source, cause)
+        VALUES (NEW.{{number}}, 'labelled', 'human', NEW.{{cause}});
+        INSERT INTO causa.outcomes AS o (number, status, source, decided_at)
+        VALUES (NEW.{{number}}, 'labelled', 'human', clock_timestamp())
+        ON CONFLICT (number) DO UPDATE
+           SET status = 'labelled', source = 'human', error = NULL, decided_at = excluded.decided_at;
+        IF {{result_columns}} THEN
+            NEW.causa_source := 'human';
+            NEW.causa_status := 'labelled';
+            NEW.causa_decided_at := clock_timestamp();
+        END IF;
     END IF;
-    NEW.claim_token := NULL;
-    NEW.claimed_until := NULL;
     RETURN NEW;
 END $$;
 
 CREATE OR REPLACE TRIGGER causa_on_label
     BEFORE UPDATE OF {{cause}} ON {{table}}
     FOR EACH ROW WHEN (OLD.{{cause}} IS DISTINCT FROM NEW.{{cause}})
-    EXECUTE FUNCTION causa_on_label();
+    EXECUTE FUNCTION causa.cause_changed();
 
 
--- Claim up to p_batch tickets for p_lease_seconds. A ticket that was claimed before
--- (attempts > 0: its worker died, timed out or failed on it) is claimed alone, so a poison
--- ticket uses up only its own attempts; an expired lease that already used the last attempt
--- goes to the dead letter (failed). Only among p_numbers when given (a JSON array), only
--- tickets received since p_since, or since the recorded cut-off (causa_meta) when p_since is
--- NULL. Returns a JSON array of {number, text, attempts, claim_token}.
+-- Claim up to p_batch tickets for p_lease_seconds. A repeated claim with the same
+-- p_request_id (a lost reply, a retried call) returns the tickets that request holds, with no
+-- new attempt. A ticket claimed before (its worker died, timed out or failed on it) is
+-- claimed alone, so a poison ticket uses up only its own attempts; an expired lease that
+-- used the last attempt goes to the dead letter. Only among p_numbers when given (a JSON
+-- array), only tickets received since p_since, or since the cut-off when NULL. A work item
+-- whose ticket was deleted is dropped. Texts are cut to p_max_chars characters. Returns a
+-- JSON array of {number, text, attempts, claim_token}.
 CREATE OR REPLACE FUNCTION causa_claim(
     p_worker text,
     p_batch integer,
     p_lease_seconds integer,
     p_max_attempts integer DEFAULT 3,
     p_numbers jsonb DEFAULT NULL,
-    p_since timestamptz DEFAULT NULL
+    p_since timestamptz DEFAULT NULL,
+    p_request_id text DEFAULT NULL,
+    p_max_chars integer DEFAULT 20000
 ) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     v_now timestamptz := clock_timestamp();
-    v_since timestamptz := coalesce(p_since, (SELECT classify_since FROM causa_meta), '-infinity');
+    v_since timestamptz := coalesce(p_since, (SELECT classify_since FROM causa.meta), '-infinity');
     v_claimed jsonb;
     v_ctids tid[];
 BEGIN
-    UPDATE {{table}} AS t
-       SET classification_status = 'failed', claim_token = NULL, claimed_until = NULL,
-           classified_at = v_now,
-           last_error = format('the lease expired %s times: the worker died or timed out on this'
-                               ' ticket every time', t.attempts)
-     WHERE t.ctid IN (SELECT s.ctid FROM {{table}} AS s
-                       WHERE s.classification_status = 'claimed' AND s.claimed_until < v_now
-                         AND s.attempts >= p_max_attempts
-                         FOR UPDATE SKIP LOCKED);
+    IF p_request_id IS NOT NULL THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'number', w.number::text, 'text', left({{text}}, p_max_chars),
+                   'attempts', w.attempts, 'claim_token', w.claim_token)), '[]'::jsonb)
+          INTO v_claimed
+          FROM causa.work AS w JOIN {{table}} AS t ON t.{{number}} = w.number
+         WHERE w.request_id = p_request_id AND w.claim_token IS NOT NULL;
+        IF jsonb_array_length(v_claimed) > 0 THEN
+            RETURN v_claimed;
+        END IF;
+    END IF;
 
-    SELECT ARRAY[s.ctid] INTO v_ctids FROM {{table}} AS s
-     WHERE (s.classification_status = 'pending'
-            OR (s.classification_status = 'claimed' AND s.claimed_until < v_now))
-       AND s.attempts > 0
-       AND s.{{cause}} IS NULL
-       AND (p_numbers IS NULL OR s.{{number}}::text IN (SELECT jsonb_array_elements_text(p_numbers)))
-       AND s.received_at >= v_since
-     ORDER BY s.received_at
+    PERFORM causa.expire(p_max_attempts);
+
+    SELECT ARRAY[w.ctid] INTO v_ctids FROM causa.work AS w
+     WHERE w.claim_token IS NOT NULL AND w.claimed_until < v_now
+       AND (p_numbers IS NULL OR w.number IN (SELECT causa.ticket_number(x)
+                                               FROM jsonb_array_elements(p_numbers) AS x))
+       AND w.received_at >= v_since
+     ORDER BY w.claimed_until
      LIMIT 1
        FOR UPDATE SKIP LOCKED;
-
+    IF v_ctids IS NULL THEN
+        SELECT ARRAY[w.ctid] INTO v_ctids FROM causa.work AS w
+         WHERE w.attempts > 0 AND w.claim_token IS NULL
+           AND (p_numbers IS NULL OR w.number IN (SELECT causa.ticket_number(x)
+                                                   FROM jsonb_array_elements(p_numbers) AS x))
+           AND w.received_at >= v_since
+         ORDER BY w.received_at
+         LIMIT 1
+           FOR UPDATE SKIP LOCKED;
+    END IF;
     IF v_ctids IS NULL THEN
         SELECT array_agg(f.ctid) INTO v_ctids
-          FROM (SELECT s.ctid FROM {{table}} AS s
-                 WHERE s.classification_status = 'pending' AND s.attempts = 0
-                   AND s.{{cause}} IS NULL
-                   AND (p_numbers IS NULL OR s.{{number}}::text IN (SELECT jsonb_array_elements_text(p_numbers)))
-                   AND s.received_at >= v_since
-                 ORDER BY s.received_at
+          FROM (SELECT w.ctid FROM causa.work AS w
+                 WHERE w.attempts = 0 AND w.claim_token IS NULL
+                   AND (p_numbers IS NULL OR w.number IN (SELECT causa.ticket_number(x)
+                                                           FROM jsonb_array_elements(p_numbers) AS x))
+                   AND w.received_at >= v_since
+                 ORDER BY w.received_at
                  LIMIT p_batch
                    FOR UPDATE SKIP LOCKED) AS f;
     END IF;
+    IF v_ctids IS NULL THEN
+        RETURN '[]'::jsonb;
+    END IF;
+
+    DELETE FROM causa.work AS w
+     WHERE w.ctid = ANY(v_ctids)
+       AND NOT EXISTS (SELECT FROM {{table}} AS t WHERE t.{{number}} = w.number);
 
     WITH claimed AS (
-        UPDATE {{table}} AS t
-           SET classification_status = 'claimed', attempts = t.attempts + 1,
-               claimed_by = p_worker, claim_token = gen_random_uuid(),
-               claimed_until = v_now + make_interval(secs => p_lease_seconds)
-         WHERE t.ctid = ANY(v_ctids)
-        RETURNING t.{{number}}::text AS number, {{text}} AS text, t.attempts, t.claim_token
+        UPDATE causa.work AS w
+           SET attempts = w.attempts + 1, claimed_by = p_worker, claim_token = gen_random_uuid(),
+               claimed_until = v_now + make_interval(secs => p_lease_seconds),
+               request_id = p_request_id
+         WHERE w.ctid = ANY(v_ctids)
+        RETURNING w.number, w.attempts, w.claim_token
     )
-    SELECT coalesce(jsonb_agg(to_jsonb(claimed)), '[]'::jsonb) INTO v_claimed FROM claimed;
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'number', c.number::text, 'text', left({{text}}, p_max_chars),
+               'attempts', c.attempts, 'claim_token', c.claim_token)), '[]'::jsonb)
+      INTO v_claimed
+      FROM claimed AS c JOIN {{table}} AS t ON t.{{number}} = c.number;
     RETURN v_claimed;
 END $$;
 
 
 -- Write results: a JSON array of {number, claim_token, status ('classified' or
--- 'needs_review'), predicted, confidence, model_version, error}. Only rows still claimed with
--- that token are written, so a late, duplicated or replayed write changes nothing and is
--- counted as stale. 'classified' writes the cause (unless p_mode = 'suggest');
--- 'needs_review' writes only causa_predicted. Returns {applied, stale}.
-CREATE OR REPLACE FUNCTION causa_apply(p_results jsonb, p_mode text DEFAULT 'apply')
-RETURNS jsonb
+-- 'needs_review'), predicted, confidence, alternatives, model_version, digest, error}. Only
+-- tickets whose work item still holds that token are written, so a late, duplicated or
+-- replayed write changes nothing and is counted as stale; a repeated call with the same
+-- p_request_id returns the first one's reply. 'classified' writes the cause (unless p_mode
+-- = 'suggest'). Returns {applied, stale}.
+CREATE OR REPLACE FUNCTION causa_apply(
+    p_results jsonb,
+    p_mode text DEFAULT 'apply',
+    p_request_id text DEFAULT NULL,
+    p_worker text DEFAULT NULL,
+    p_task text DEFAULT NULL
+) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_applied integer;
+    v_reply jsonb;
+    v_won jsonb;
 BEGIN
-    PERFORM set_config('causa.applying', 'on', true);
+    SELECT response INTO v_reply FROM causa.requests WHERE id = p_request_id;
+    IF FOUND THEN
+        RETURN v_reply;
+    END IF;
+    PERFORM causa.lock_tickets(p_results);
     WITH r AS (
-        SELECT (jsonb_populate_record(NULL::{{table}},
-                    jsonb_build_object({{number_key}}, x->'number'))).{{number}} AS number,
-               (x->>'claim_token')::uuid AS claim_token,
-               x->>'status' AS status,
-               x->>'predicted' AS predicted,
-               (x->>'confidence')::real AS confidence,
-               x->>'model_version' AS model_version,
-               x->>'error' AS error
+        SELECT causa.ticket_number(x->'number') AS number, (x->>'claim_token')::uuid AS token,
+               x - 'claim_token' AS x
           FROM jsonb_array_elements(p_results) AS x
+         WHERE x->>'status' IN ('classified', 'needs_review')
+    ), won AS (
+        DELETE FROM causa.work AS w USING r
+         WHERE w.number = r.number AND w.claim_token = r.token
+        RETURNING r.x || jsonb_build_object('received_at', w.received_at) AS x
     )
-    UPDATE {{table}} AS t
-       SET {{cause}} = CASE WHEN r.status = 'classified' AND p_mode = 'apply'
-                            THEN r.predicted ELSE t.{{cause}} END,
-           causa_source = CASE WHEN r.status = 'classified' AND p_mode = 'apply'
-                               THEN 'model' ELSE t.causa_source END,
-           causa_predicted = r.predicted,
-           causa_confidence = r.confidence,
-           model_version = r.model_version,
-           classification_status = r.status,
-           classified_at = clock_timestamp(),
-           last_error = r.error,
-           claimed_until = NULL
-      FROM r
-     WHERE t.{{number}} = r.number
-       AND t.claim_token = r.claim_token
-       AND t.classification_status = 'claimed'
-       AND r.status IN ('classified', 'needs_review');
-    GET DIAGNOSTICS v_applied = ROW_COUNT;
-    PERFORM set_config('causa.applying', 'off', true);
-    RETURN jsonb_build_object('applied', v_applied,
-                              'stale', jsonb_array_length(p_results) - v_applied);
+    SELECT coalesce(jsonb_agg(won.x), '[]'::jsonb) INTO v_won FROM won;
+    PERFORM causa.record(v_won, p_mode, p_worker, p_task);
+    v_reply := jsonb_build_object('applied', jsonb_array_length(v_won),
+                                  'stale', jsonb_array_length(p_results) - jsonb_array_length(v_won));
+    IF p_request_id IS NOT NULL THEN
+        INSERT INTO causa.requests (id, response) VALUES (p_request_id, v_reply);
+    END IF;
+    RETURN v_reply;
 END $$;
 
 
--- Record failures: a JSON array of {number, claim_token, error}. A ticket goes back to
--- pending, or to failed (the dead letter) once its attempts reach p_max_attempts.
--- Returns {retrying, failed, stale}.
-CREATE OR REPLACE FUNCTION causa_fail(p_failures jsonb, p_max_attempts integer DEFAULT 3)
-RETURNS jsonb
+-- Record failures: a JSON array of {number, claim_token, error}. A ticket goes back to the
+-- queue (retried alone), or to the dead letter (a 'failed' decision) once its attempts
+-- reach p_max_attempts. A repeated call with the same p_request_id returns the first one's
+-- reply. Returns {retrying, failed, stale}.
+CREATE OR REPLACE FUNCTION causa_fail(
+    p_failures jsonb,
+    p_max_attempts integer DEFAULT 3,
+    p_request_id text DEFAULT NULL,
+    p_worker text DEFAULT NULL,
+    p_task text DEFAULT NULL
+) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_reply jsonb;
     v_retrying integer;
-    v_failed integer;
+    v_dead jsonb;
 BEGIN
-    WITH r AS (
-        SELECT (jsonb_populate_record(NULL::{{table}},
-                    jsonb_build_object({{number_key}}, x->'number'))).{{number}} AS number,
-               (x->>'claim_token')::uuid AS claim_token,
-               left(x->>'error', 2000) AS error
-          FROM jsonb_array_elements(p_failures) AS x
-    ), written AS (
-        UPDATE {{table}} AS t
-           SET classification_status = CASE WHEN t.attempts >= p_max_attempts
-                                            THEN 'failed' ELSE 'pending' END,
-               classified_at = CASE WHEN t.attempts >= p_max_attempts
-                                    THEN clock_timestamp() END,
-               last_error = r.error,
-               claim_token = NULL,
-               claimed_until = NULL
-          FROM r
-         WHERE t.{{number}} = r.number
-           AND t.claim_token = r.claim_token
-           AND t.classification_status = 'claimed'
-        RETURNING t.classification_status
+    SELECT response INTO v_reply FROM causa.requests WHERE id = p_request_id;
+    IF FOUND THEN
+        RETURN v_reply;
+    END IF;
+    PERFORM causa.lock_tickets(p_failures);
+    UPDATE causa.work AS w
+       SET claim_token = NULL, claimed_until = NULL, request_id = NULL, last_error = left(f.error, 2000)
+      FROM jsonb_to_recordset(p_failures) AS f(number text, claim_token uuid, error text)
+     WHERE w.number = causa.ticket_number(to_jsonb(f.number)) AND w.claim_token = f.claim_token
+       AND w.attempts < p_max_attempts;
+    GET DIAGNOSTICS v_retrying = ROW_COUNT;
+    WITH dead AS (
+        DELETE FROM causa.work AS w
+         USING jsonb_to_recordset(p_failures) AS f(number text, claim_token uuid, error text)
+         WHERE w.number = causa.ticket_number(to_jsonb(f.number)) AND w.claim_token = f.claim_token
+        RETURNING f.number, f.error, w.received_at
     )
-    SELECT count(*) FILTER (WHERE classification_status = 'pending'),
-           count(*) FILTER (WHERE classification_status = 'failed')
-      INTO v_retrying, v_failed
-      FROM written;
-    RETURN jsonb_build_object('retrying', v_retrying, 'failed', v_failed,
-                              'stale', jsonb_array_length(p_failures) - v_retrying - v_failed);
+    SELECT coalesce(jsonb_agg(jsonb_build_object('number', d.number, 'status', 'failed',
+                                                 'error', d.error,
+                                                 'received_at', d.received_at)), '[]'::jsonb)
+      INTO v_dead FROM dead AS d;
+    PERFORM causa.record(v_dead, 'apply', p_worker, p_task);
+    v_reply := jsonb_build_object(
+        'retrying', v_retrying, 'failed', jsonb_array_length(v_dead),
+        'stale', jsonb_array_length(p_failures) - v_retrying - jsonb_array_length(v_dead));
+    IF p_request_id IS NOT NULL THEN
+        INSERT INTO causa.requests (id, response) VALUES (p_request_id, v_reply);
+    END IF;
+    RETURN v_reply;
 END $$;
 
 
--- The work still to do: fresh pending tickets (claimed in batches), tickets to retry one at
--- a time (pending again after a failure, or whose lease expired), and leases still running;
--- only tickets received since p_since, or since the recorded cut-off when p_since is NULL.
-CREATE OR REPLACE FUNCTION causa_pending_count(p_since timestamptz DEFAULT NULL)
-RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
-        'pending', count(*) FILTER (WHERE classification_status = 'pending' AND attempts = 0),
-        'retry', count(*) FILTER (WHERE attempts > 0 AND (classification_status = 'pending'
-                                  OR claimed_until < clock_timestamp())),
-        'claimed', count(*) FILTER (WHERE classification_status = 'claimed'
-                                    AND claimed_until >= clock_timestamp()))
-      FROM {{table}}
-     WHERE classification_status IN ('pending', 'claimed')
-       AND received_at >= coalesce(p_since, (SELECT classify_since FROM causa_meta), '-infinity')
-$$;
+-- The planner's estimate of the rows a query returns: a count that costs nothing, for
+-- counts above a threshold (people see them marked as estimates).
+CREATE OR REPLACE FUNCTION causa.estimate(p_query text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_plan jsonb;
+BEGIN
+    EXECUTE 'EXPLAIN (FORMAT JSON) ' || p_query INTO v_plan;
+    RETURN (v_plan->0->'Plan'->>'Plan Rows')::bigint;
+END $$;
 
 
--- Every status with its count, for `causa status`.
-CREATE OR REPLACE FUNCTION causa_status_counts() RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(jsonb_object_agg(coalesce(classification_status, 'none'), n), '{}'::jsonb)
-      FROM (SELECT classification_status, count(*) AS n FROM {{table}}
-             GROUP BY classification_status) AS c
-$$;
+-- The work still to do: fresh tickets (claimed in batches), tickets to retry one at a time
+-- (back after a failure, or whose lease expired) and leases still running; only tickets
+-- received since p_since, or since the cut-off when NULL. Each count stops at p_cap (it
+-- runs every poll: its cost is bounded, and beat needs no more to fill the queue); a count
+-- that reached it is the planner's estimate and `estimated` says so.
+CREATE OR REPLACE FUNCTION causa_pending_count(
+    p_since timestamptz DEFAULT NULL,
+    p_cap integer DEFAULT 10000
+) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_now timestamptz := clock_timestamp();
+    v_since timestamptz := coalesce(p_since, (SELECT classify_since FROM causa.meta), '-infinity');
+    v_pending bigint;
+    v_retry bigint;
+    v_claimed bigint;
+BEGIN
+    SELECT count(*) INTO v_pending
+      FROM (SELECT FROM causa.work WHERE attempts = 0 AND claim_token IS NULL
+                                     AND received_at >= v_since LIMIT p_cap) AS w;
+    SELECT count(*) INTO v_retry
+      FROM (SELECT FROM causa.work WHERE attempts > 0 AND claim_token IS NULL
+                                     AND received_at >= v_since
+            UNION ALL
+            SELECT FROM causa.work WHERE claim_token IS NOT NULL AND claimed_until < v_now
+                                     AND received_at >= v_since
+            LIMIT p_cap) AS w;
+    SELECT count(*) INTO v_claimed
+      FROM (SELECT FROM causa.work WHERE claim_token IS NOT NULL AND claimed_until >= v_now
+            LIMIT p_cap) AS w;
+    IF v_pending >= p_cap THEN
+        v_pending := greatest(p_cap, causa.estimate(
+            'SELECT FROM causa.work WHERE attempts = 0 AND claim_token IS NULL'));
+    END IF;
+    RETURN jsonb_build_object('pending', v_pending, 'retry', v_retry, 'claimed', v_claimed,
+                              'estimated', v_pending > p_cap);
+END $$;
 
 
--- Labelled tickets for training: only causes people set, never the model's guesses.
+-- Tickets by status, for `causa status`: queued (pending, claimed) from the work items, the
+-- rest from each ticket's latest decision (labels counted since causa was installed). A
+-- count above p_cap is the planner's estimate, listed under `estimated`.
+CREATE OR REPLACE FUNCTION causa_status_counts(p_cap integer DEFAULT 10000) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_counts jsonb;
+    v_status text;
+    v_n bigint;
+    v_estimated jsonb := '[]'::jsonb;
+BEGIN
+    v_counts := causa_pending_count(NULL, p_cap);
+    IF (v_counts->>'estimated')::boolean THEN
+        v_estimated := '["pending"]'::jsonb;
+    END IF;
+    v_counts := jsonb_build_object(
+        'pending', (v_counts->>'pending')::bigint + (v_counts->>'retry')::bigint,
+        'claimed', v_counts->'claimed');
+    FOREACH v_status IN ARRAY ARRAY['classified', 'needs_review', 'failed', 'labelled'] LOOP
+        SELECT count(*) INTO v_n
+          FROM (SELECT FROM causa.outcomes WHERE status = v_status LIMIT p_cap) AS o;
+        IF v_n >= p_cap THEN
+            v_n := greatest(p_cap, causa.estimate(format(
+                'SELECT FROM causa.outcomes WHERE status = %L', v_status)));
+            v_estimated := v_estimated || to_jsonb(v_status);
+        END IF;
+        v_counts := v_counts || jsonb_build_object(v_status, v_n);
+    END LOOP;
+    RETURN v_counts || jsonb_build_object('estimated', v_estimated);
+END $$;
+
+
+-- Labelled tickets for training, by keyset on the ticket number (p_after: the last number of
+-- the previous page): causes people set, never the model's guesses (a cause the model wrote
+-- is one whose latest decision is the model's 'classified').
 CREATE OR REPLACE FUNCTION causa_labelled(p_after text DEFAULT NULL, p_limit integer DEFAULT 10000)
 RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(jsonb_agg(to_jsonb(l) ORDER BY l.number), '[]'::jsonb)
-      FROM (SELECT t.{{number}}::text AS number, {{text}} AS text, t.{{cause}} AS cause
+    SELECT coalesce(jsonb_agg(jsonb_build_object('number', l.number::text, 'text', l.text,
+                                                 'cause', l.cause) ORDER BY l.number),
+                    '[]'::jsonb)
+      FROM (SELECT t.{{number}} AS number, {{text}} AS text, t.{{cause}} AS cause
               FROM {{table}} AS t
-             WHERE t.causa_source = 'human' AND t.{{cause}} IS NOT NULL
-               AND (p_after IS NULL OR t.{{number}}::text > p_after)
-             ORDER BY t.{{number}}::text
+             WHERE t.{{cause}} IS NOT NULL
+               AND (p_after IS NULL OR t.{{number}} > causa.ticket_number(to_jsonb(p_after)))
+               AND NOT EXISTS (SELECT FROM causa.outcomes AS o
+                                WHERE o.number = t.{{number}} AND o.source = 'model'
+                                  AND o.status = 'classified')
+             ORDER BY t.{{number}}
              LIMIT p_limit) AS l
 $$;
 
 
 -- Operator replay: put tickets back in the queue. Only tickets the model decided or gave up
--- on (classified, needs_review, failed; never a person's label, never one in flight), among
--- p_statuses (a JSON array), only p_numbers when given, only those written by
--- p_model_version when given. A cause the model wrote is cleared; attempts start again.
--- Running it twice requeues nothing more. Returns {requeued}.
+-- on (latest decision classified, needs_review or failed; never a person's label, never one
+-- queued), among p_statuses (a JSON array), only p_numbers when given, only those decided
+-- by p_model_version when given. A cause the model wrote is cleared (one write of the row),
+-- attempts start again. Running it twice requeues nothing more. Returns {requeued}.
 CREATE OR REPLACE FUNCTION causa_requeue(
     p_statuses jsonb,
     p_numbers jsonb DEFAULT NULL,
@@ -334,36 +798,48 @@ CREATE OR REPLACE FUNCTION causa_requeue(
 ) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_requeued integer;
+    v_requeued jsonb;
 BEGIN
+    WITH r AS (
+        DELETE FROM causa.outcomes AS o
+         WHERE o.status IN (SELECT jsonb_array_elements_text(p_statuses))
+           AND o.status IN ('classified', 'needs_review', 'failed')
+           AND o.source = 'model'
+           AND (p_numbers IS NULL OR o.number IN (SELECT causa.ticket_number(x)
+                                                   FROM jsonb_array_elements(p_numbers) AS x))
+           AND (p_model_version IS NULL OR o.model_version = p_model_version)
+        RETURNING o.number, o.predicted, o.status
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_object('number', r.number::text,
+                                                 'predicted', r.predicted, 'status', r.status)),
+                    '[]'::jsonb)
+      INTO v_requeued FROM r;
     PERFORM set_config('causa.applying', 'on', true);
+    -- A cause the model wrote is its latest 'classified' decision's prediction, still there.
     UPDATE {{table}} AS t
-       SET {{cause}} = CASE WHEN t.causa_source = 'model' THEN NULL ELSE t.{{cause}} END,
-           causa_source = NULL,
-           classification_status = 'pending',
-           attempts = 0,
-           claim_token = NULL,
-           claimed_until = NULL,
-           classified_at = NULL,
-           received_at = coalesce(t.received_at, clock_timestamp())  -- a row from before causa
-     WHERE t.classification_status IN (SELECT jsonb_array_elements_text(p_statuses))
-       AND t.classification_status IN ('classified', 'needs_review', 'failed')
-       AND t.causa_source IS DISTINCT FROM 'human'
-       AND (p_numbers IS NULL OR t.{{number}}::text IN (SELECT jsonb_array_elements_text(p_numbers)))
-       AND (p_model_version IS NULL OR t.model_version = p_model_version);
-    GET DIAGNOSTICS v_requeued = ROW_COUNT;
+       SET {{cause}} = CASE WHEN q.status = 'classified'
+                                 AND t.{{cause}} IS NOT DISTINCT FROM q.predicted
+                            THEN NULL ELSE t.{{cause}} END
+           {{result_reset}}
+      FROM jsonb_to_recordset(v_requeued) AS q(number text, predicted text, status text)
+     WHERE t.{{number}} = causa.ticket_number(to_jsonb(q.number))
+       AND ({{result_columns}} OR (q.status = 'classified'
+                                   AND t.{{cause}} IS NOT DISTINCT FROM q.predicted));
     PERFORM set_config('causa.applying', 'off', true);
-    RETURN jsonb_build_object('requeued', v_requeued);
+    INSERT INTO causa.work (number)
+    SELECT causa.ticket_number(to_jsonb(q.number))
+      FROM jsonb_to_recordset(v_requeued) AS q(number text)
+    ON CONFLICT (number) DO NOTHING;
+    RETURN jsonb_build_object('requeued', jsonb_array_length(v_requeued));
 END $$;
 
 
--- History on purpose (`causa backfill`): pending tickets without a cause that the cut-off
--- leaves alone (received before it, or there before causa: received_at NULL), only those
--- received since p_since when given (a row from before causa has no received time: p_since
--- leaves it out), newest first, at most p_limit. Without p_apply they are only counted; with
--- it they get received_at now, so the claim and the stall alarm see them (nothing is
--- enqueued: beat's poll finds them). p_classify_since: CAUSA_CLASSIFY_SINCE.
--- Returns {tickets, cutoff}.
+-- History on purpose (`causa backfill`): tickets without a cause that the cut-off leaves
+-- alone: work items received before it (CAUSA_CLASSIFY_SINCE moved it past them), newest
+-- first, then tickets causa never saw (there before it: no work item, no decision), newest
+-- number first; with p_since only the first kind received since then. At most p_limit.
+-- Without p_apply they are only counted; with it they are queued with a received time now
+-- (nothing is enqueued: beat's poll finds them). Returns {tickets, cutoff}.
 CREATE OR REPLACE FUNCTION causa_backfill(
     p_apply boolean DEFAULT false,
     p_since timestamptz DEFAULT NULL,
@@ -373,94 +849,105 @@ CREATE OR REPLACE FUNCTION causa_backfill(
 LANGUAGE plpgsql AS $$
 DECLARE
     v_cutoff timestamptz :=
-        coalesce(p_classify_since, (SELECT classify_since FROM causa_meta), '-infinity');
-    v_tickets integer;
+        coalesce(p_classify_since, (SELECT classify_since FROM causa.meta), '-infinity');
+    v_late integer;
+    v_unseen integer := 0;
 BEGIN
     IF p_apply THEN
-        UPDATE {{table}} AS t
+        UPDATE causa.work AS w
            SET received_at = clock_timestamp(), attempts = 0, last_error = NULL
-         WHERE t.ctid IN (SELECT s.ctid FROM {{table}} AS s
-                           WHERE s.classification_status = 'pending' AND s.{{cause}} IS NULL
-                             AND (s.received_at IS NULL OR s.received_at < v_cutoff)
-                             AND (p_since IS NULL OR s.received_at >= p_since)
-                           ORDER BY s.received_at DESC NULLS LAST, s.{{number}} DESC
-                           LIMIT p_limit
-                             FOR UPDATE SKIP LOCKED);
-        GET DIAGNOSTICS v_tickets = ROW_COUNT;
+         WHERE w.number IN (SELECT s.number FROM causa.work AS s
+                             WHERE s.received_at < v_cutoff AND s.claim_token IS NULL
+                               AND (p_since IS NULL OR s.received_at >= p_since)
+                             ORDER BY s.received_at DESC
+                             LIMIT p_limit);
+        GET DIAGNOSTICS v_late = ROW_COUNT;
+        IF p_since IS NULL THEN
+            INSERT INTO causa.work (number)
+            SELECT t.{{number}} FROM {{table}} AS t
+             WHERE t.{{cause}} IS NULL
+               AND NOT EXISTS (SELECT FROM causa.work AS w WHERE w.number = t.{{number}})
+               AND NOT EXISTS (SELECT FROM causa.outcomes AS o WHERE o.number = t.{{number}})
+             ORDER BY t.{{number}} DESC
+             LIMIT p_limit - v_late
+            ON CONFLICT (number) DO NOTHING;
+            GET DIAGNOSTICS v_unseen = ROW_COUNT;
+        END IF;
     ELSE
-        SELECT count(*) INTO v_tickets
-          FROM (SELECT FROM {{table}} AS s
-                 WHERE s.classification_status = 'pending' AND s.{{cause}} IS NULL
-                   AND (s.received_at IS NULL OR s.received_at < v_cutoff)
+        SELECT count(*) INTO v_late
+          FROM (SELECT FROM causa.work AS s
+                 WHERE s.received_at < v_cutoff AND s.claim_token IS NULL
                    AND (p_since IS NULL OR s.received_at >= p_since)
                  LIMIT p_limit) AS h;
+        IF p_since IS NULL THEN
+            SELECT count(*) INTO v_unseen
+              FROM (SELECT FROM {{table}} AS t
+                     WHERE t.{{cause}} IS NULL
+                       AND NOT EXISTS (SELECT FROM causa.work AS w WHERE w.number = t.{{number}})
+                       AND NOT EXISTS (SELECT FROM causa.outcomes AS o
+                                        WHERE o.number = t.{{number}})
+                     LIMIT p_limit - v_late) AS h;
+        END IF;
     END IF;
-    RETURN jsonb_build_object('tickets', v_tickets, 'cutoff', v_cutoff);
+    RETURN jsonb_build_object('tickets', v_late + v_unseen, 'cutoff', v_cutoff);
 END $$;
 
 
 -- What `causa status` and the watch task need beyond the counts: the age of the oldest
--- pending ticket (the alarm that catches every stall), decisions in the last p_window
--- seconds, and the tickets dead-lettered since p_failed_since (count and a few examples).
+-- queued ticket (the alarm that catches every stall), decisions in the last p_window
+-- seconds, and the tickets dead-lettered since p_failed_since (default: the window), with a
+-- few examples. Each part reads an index range: its cost is the work, not the table.
 CREATE OR REPLACE FUNCTION causa_activity(
     p_window integer DEFAULT 300,
     p_failed_since timestamptz DEFAULT NULL
 ) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
+    WITH failed AS (
+        SELECT d.number, d.error, d.decided_at FROM causa.decisions AS d
+         WHERE d.decided_at >= coalesce(p_failed_since,
+                                        clock_timestamp() - make_interval(secs => p_window))
+           AND d.status = 'failed'
+    )
     SELECT jsonb_build_object(
         'oldest_pending_s',
-            (SELECT extract(epoch FROM clock_timestamp() - min(received_at))::real
-               FROM {{table}} WHERE classification_status IN ('pending', 'claimed')),
+            (SELECT extract(epoch FROM clock_timestamp() - min(m))::real
+               FROM (SELECT min(received_at) AS m FROM causa.work
+                      WHERE attempts = 0 AND claim_token IS NULL
+                     UNION ALL
+                     SELECT min(received_at) FROM causa.work
+                      WHERE attempts > 0 AND claim_token IS NULL
+                     UNION ALL
+                     SELECT min(received_at) FROM causa.work WHERE claim_token IS NOT NULL) AS o),
         'decided_recently',
-            (SELECT count(*) FROM {{table}}
-              WHERE classification_status IN ('classified', 'needs_review')
-                AND classified_at >= clock_timestamp() - make_interval(secs => p_window)),
-        'dead_lettered',
-            (SELECT count(*) FROM {{table}}
-              WHERE classification_status = 'failed'
-                AND classified_at >= coalesce(p_failed_since, '-infinity')),
+            (SELECT count(*) FROM causa.decisions
+              WHERE decided_at >= clock_timestamp() - make_interval(secs => p_window)
+                AND status IN ('classified', 'needs_review')),
+        'dead_lettered', (SELECT count(*) FROM failed),
         'dead_letter_examples',
-            (SELECT coalesce(jsonb_agg(jsonb_build_object('number', f.number, 'error', f.error)),
-                             '[]'::jsonb)
-               FROM (SELECT {{number}}::text AS number, last_error AS error FROM {{table}}
-                      WHERE classification_status = 'failed'
-                        AND classified_at >= coalesce(p_failed_since, '-infinity')
-                      ORDER BY classified_at DESC LIMIT 5) AS f))
+            (SELECT coalesce(jsonb_agg(jsonb_build_object('number', f.number::text,
+                                                          'error', f.error)), '[]'::jsonb)
+               FROM (SELECT * FROM failed ORDER BY decided_at DESC LIMIT 5) AS f))
 $$;
 
 
 -- The model's recent decisions, newest first, for the drift report: text, predicted cause,
--- confidence and status of tickets decided since p_since.
+-- confidence, status and model of tickets decided since p_since.
 CREATE OR REPLACE FUNCTION causa_recent(p_since timestamptz, p_limit integer DEFAULT 10000)
 RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb)
-      FROM (SELECT {{text}} AS text, t.causa_predicted AS predicted,
-                   t.causa_confidence AS confidence, t.classification_status AS status,
-                   t.model_version
-              FROM {{table}} AS t
-             WHERE t.classification_status IN ('classified', 'needs_review')
-               AND t.classified_at >= p_since
-             ORDER BY t.classified_at DESC
+      FROM (SELECT {{text}} AS text, d.predicted, d.confidence, d.status, d.model_version
+              FROM causa.decisions AS d JOIN {{table}} AS t ON t.{{number}} = d.number
+             WHERE d.status IN ('classified', 'needs_review') AND d.decided_at >= p_since
+             ORDER BY d.decided_at DESC
              LIMIT p_limit) AS r
 $$;
 
 
--- causa's own record of what happened: training decisions, drift reports, admin actions.
--- Row level security with no policy: only the service role (and the owner) can read it.
-CREATE TABLE IF NOT EXISTS causa_events (
-    id bigserial PRIMARY KEY,
-    at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    kind text NOT NULL,
-    payload jsonb NOT NULL DEFAULT '{}'::jsonb
-);
-CREATE INDEX IF NOT EXISTS causa_events_kind_idx ON causa_events (kind, at DESC);
-ALTER TABLE causa_events ENABLE ROW LEVEL SECURITY;
-
 CREATE OR REPLACE FUNCTION causa_record_event(p_kind text, p_payload jsonb)
 RETURNS jsonb
 LANGUAGE sql AS $$
-    INSERT INTO causa_events (kind, payload) VALUES (p_kind, p_payload)
+    INSERT INTO causa.events (kind, payload) VALUES (p_kind, p_payload)
     RETURNING jsonb_build_object('id', id, 'at', at)
 $$;
 
@@ -469,44 +956,91 @@ CREATE OR REPLACE FUNCTION causa_latest_events() RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(jsonb_object_agg(e.kind, jsonb_build_object('at', e.at, 'payload', e.payload)),
                     '{}'::jsonb)
-      FROM (SELECT DISTINCT ON (kind) kind, at, payload FROM causa_events
+      FROM (SELECT DISTINCT ON (kind) kind, at, payload FROM causa.events
              ORDER BY kind, at DESC, id DESC) AS e
 $$;
 
 
--- Only the service role may call the queue functions. Supabase's default privileges grant
--- EXECUTE on new functions to anon and authenticated, so revoking from PUBLIC is not enough:
--- revoke from those roles by name, where they exist (on a plain PostgreSQL they do not).
+-- Retention, one small batch per call (the periodic task calls it until nothing is left):
+-- decisions older than p_decision_days, events older than p_event_days except the newest
+-- of each kind and the install records, replies to repeated calls older than a day.
+-- Returns {decisions, events, requests} deleted.
+CREATE OR REPLACE FUNCTION causa_retain(
+    p_decision_days integer DEFAULT 180,
+    p_event_days integer DEFAULT 180,
+    p_batch integer DEFAULT 5000
+) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_decisions integer;
+    v_events integer;
+    v_requests integer;
+BEGIN
+    DELETE FROM causa.decisions
+     WHERE id IN (SELECT id FROM causa.decisions
+                   WHERE decided_at < clock_timestamp() - make_interval(days => p_decision_days)
+                   ORDER BY decided_at LIMIT p_batch);
+    GET DIAGNOSTICS v_decisions = ROW_COUNT;
+    DELETE FROM causa.events AS e
+     WHERE e.id IN (SELECT id FROM causa.events
+                     WHERE at < clock_timestamp() - make_interval(days => p_event_days)
+                       AND kind <> 'install'
+                     ORDER BY at LIMIT p_batch)
+       AND e.id <> (SELECT n.id FROM causa.events AS n WHERE n.kind = e.kind
+                     ORDER BY n.at DESC, n.id DESC LIMIT 1);
+    GET DIAGNOSTICS v_events = ROW_COUNT;
+    DELETE FROM causa.requests
+     WHERE id IN (SELECT id FROM causa.requests WHERE at < clock_timestamp() - interval '1 day'
+                   ORDER BY at LIMIT p_batch);
+    GET DIAGNOSTICS v_requests = ROW_COUNT;
+    RETURN jsonb_build_object('decisions', v_decisions, 'events', v_events,
+                              'requests', v_requests);
+END $$;
+
+
+-- Only the service role may call the entry points or read causa's schema. Supabase's
+-- default privileges grant EXECUTE on new functions in `public` to anon and authenticated,
+-- so revoking from PUBLIC is not enough: revoke from those roles by name, where they exist
+-- (on a plain PostgreSQL they do not).
 DO $$
 DECLARE
     f text;
     r text;
 BEGIN
     FOREACH f IN ARRAY ARRAY[
-        'causa_claim(text, integer, integer, integer, jsonb, timestamptz)',
-        'causa_apply(jsonb, text)',
-        'causa_fail(jsonb, integer)',
-        'causa_pending_count(timestamptz)',
-        'causa_status_counts()',
+        'causa_claim(text, integer, integer, integer, jsonb, timestamptz, text, integer)',
+        'causa_apply(jsonb, text, text, text, text)',
+        'causa_fail(jsonb, integer, text, text, text)',
+        'causa_pending_count(timestamptz, integer)',
+        'causa_status_counts(integer)',
         'causa_labelled(text, integer)',
         'causa_requeue(jsonb, jsonb, text)',
         'causa_backfill(boolean, timestamptz, integer, timestamptz)',
         'causa_activity(integer, timestamptz)',
         'causa_recent(timestamptz, integer)',
         'causa_record_event(text, jsonb)',
-        'causa_latest_events()'
+        'causa_latest_events()',
+        'causa_retain(integer, integer, integer)'
     ] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
-            IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            IF EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
                 EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', f, r);
             END IF;
         END LOOP;
-        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', f);
         END IF;
     END LOOP;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-        GRANT SELECT ON causa_meta TO service_role;  -- the claim and the counts read the cut-off
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'service_role') THEN
+        GRANT USAGE ON SCHEMA causa TO service_role;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA causa TO service_role;
+        GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA causa TO service_role;
     END IF;
 END $$;
+
+
+-- causa:online
+-- On a large live table `causa migrate` builds this index CONCURRENTLY, after the rest.
+-- Training reads the labelled tickets by number.
+CREATE INDEX IF NOT EXISTS causa_labelled_idx ON {{table}} ({{number}}) WHERE {{cause}} IS NOT NULL;

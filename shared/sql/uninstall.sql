@@ -1,18 +1,33 @@
--- causa: remove everything causa added to the ticket table (columns, functions, triggers,
--- indexes) and its own causa_events and causa_meta tables (a new install records a new
--- cut-off), and nothing else. The causes it wrote stay in the cause column. A template like
--- schema.sql: `causa migrate --uninstall` renders and applies it.
+-- causa: remove exactly what causa created, and nothing else: its triggers and index on the
+-- ticket table, the result columns it recorded as created (causa.owned), its entry points in
+-- `public` and its schema `causa` (queue, decisions, events: a new install records a new
+-- cut-off). The causes it wrote stay in the cause column. Columns of the previous release
+-- that may have been the user's (attempts, received_at, ...) stay: `causa migrate
+-- --drop-legacy` removes them. A template like schema.sql: `causa migrate --uninstall`
+-- renders and applies it.
+DROP TRIGGER IF EXISTS causa_enqueue ON {{table}};
 DROP TRIGGER IF EXISTS causa_on_insert ON {{table}};
-DROP TRIGGER IF EXISTS causa_notify ON {{table}};
 DROP TRIGGER IF EXISTS causa_on_label ON {{table}};
-DROP FUNCTION IF EXISTS causa_on_insert();
-DROP FUNCTION IF EXISTS causa_notify();
-DROP FUNCTION IF EXISTS causa_on_label();
-DROP FUNCTION IF EXISTS causa_claim(text, integer, integer, integer, jsonb, timestamptz);
-DROP FUNCTION IF EXISTS causa_apply(jsonb, text);
-DROP FUNCTION IF EXISTS causa_fail(jsonb, integer);
-DROP FUNCTION IF EXISTS causa_pending_count(timestamptz);
-DROP FUNCTION IF EXISTS causa_status_counts();
+DO $$
+DECLARE
+    c text;
+BEGIN
+    FOR c IN SELECT indexrelid::regclass::text FROM pg_index AS i
+              JOIN pg_class AS x ON x.oid = i.indexrelid
+             WHERE i.indrelid = '{{table}}'::regclass AND x.relname = 'causa_labelled_idx' LOOP
+        EXECUTE format('DROP INDEX %s', c);
+    END LOOP;
+    IF to_regclass('causa.owned') IS NOT NULL THEN
+        FOR c IN SELECT name FROM causa.owned WHERE kind = 'column' LOOP
+            EXECUTE format('ALTER TABLE {{table}} DROP COLUMN IF EXISTS %I', c);
+        END LOOP;
+    END IF;
+END $$;
+DROP FUNCTION IF EXISTS causa_claim(text, integer, integer, integer, jsonb, timestamptz, text, integer);
+DROP FUNCTION IF EXISTS causa_apply(jsonb, text, text, text, text);
+DROP FUNCTION IF EXISTS causa_fail(jsonb, integer, text, text, text);
+DROP FUNCTION IF EXISTS causa_pending_count(timestamptz, integer);
+DROP FUNCTION IF EXISTS causa_status_counts(integer);
 DROP FUNCTION IF EXISTS causa_labelled(text, integer);
 DROP FUNCTION IF EXISTS causa_requeue(jsonb, jsonb, text);
 DROP FUNCTION IF EXISTS causa_backfill(boolean, timestamptz, integer, timestamptz);
@@ -20,20 +35,5 @@ DROP FUNCTION IF EXISTS causa_activity(integer, timestamptz);
 DROP FUNCTION IF EXISTS causa_recent(timestamptz, integer);
 DROP FUNCTION IF EXISTS causa_record_event(text, jsonb);
 DROP FUNCTION IF EXISTS causa_latest_events();
-DROP TABLE IF EXISTS causa_events;
-DROP TABLE IF EXISTS causa_meta;
-DROP INDEX IF EXISTS causa_queue_idx;
-DROP INDEX IF EXISTS causa_labelled_idx;
-ALTER TABLE {{table}}
-    DROP COLUMN IF EXISTS causa_source,
-    DROP COLUMN IF EXISTS causa_predicted,
-    DROP COLUMN IF EXISTS causa_confidence,
-    DROP COLUMN IF EXISTS model_version,
-    DROP COLUMN IF EXISTS classified_at,
-    DROP COLUMN IF EXISTS classification_status,
-    DROP COLUMN IF EXISTS attempts,
-    DROP COLUMN IF EXISTS claimed_by,
-    DROP COLUMN IF EXISTS claim_token,
-    DROP COLUMN IF EXISTS claimed_until,
-    DROP COLUMN IF EXISTS last_error,
-    DROP COLUMN IF EXISTS received_at;
+DROP FUNCTION IF EXISTS causa_retain(integer, integer, integer);
+DROP SCHEMA IF EXISTS causa CASCADE;

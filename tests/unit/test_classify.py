@@ -9,7 +9,7 @@ import numpy as np
 
 from flows.classify import classify_batch, decide, tasks_needed
 from shared.settings import Settings
-from shared.store import Claimed, Failure, Labelled, Result
+from shared.store import Caller, Claimed, Failure, Labelled, Result
 
 
 @dataclass
@@ -32,16 +32,18 @@ class FakeStore:
     failed: list[Failure] = field(default_factory=list)
     claims: int = 0
 
-    def claim(self, worker: str, batch: int, numbers: Sequence[str] | None = None) -> list[Claimed]:
+    def claim(
+        self, caller: Caller, batch: int, numbers: Sequence[str] | None = None
+    ) -> list[Claimed]:
         self.claims += 1
         taken, self.pending = self.pending[:batch], self.pending[batch:]
         return taken
 
-    def apply(self, results: Sequence[Result]) -> dict[str, int]:
+    def apply(self, caller: Caller, results: Sequence[Result]) -> dict[str, int]:
         self.applied.extend(results)
         return {"applied": len(results), "stale": 0}
 
-    def fail(self, failures: Sequence[Failure]) -> dict[str, int]:
+    def fail(self, caller: Caller, failures: Sequence[Failure]) -> dict[str, int]:
         self.failed.extend(failures)
         return {"retrying": len(failures), "failed": 0, "stale": 0}
 
@@ -116,7 +118,7 @@ def test_a_batch_is_claimed_predicted_and_written_in_one_call_each() -> None:
 
 def test_a_write_refused_for_good_is_recorded_on_each_ticket() -> None:
     class RefusingStore(FakeStore):
-        def apply(self, results: Sequence[Result]) -> dict[str, int]:
+        def apply(self, caller: Caller, results: Sequence[Result]) -> dict[str, int]:
             raise PermissionError("permission denied for function causa_apply")
 
     store = RefusingStore([ticket("1", "la pantalla"), ticket("2", "red caída")])

@@ -156,7 +156,7 @@ def refusing_store(tickets: list[Any], quoted: str) -> Any:
     from tests.unit.test_classify import FakeStore
 
     class RefusingStore(FakeStore):
-        def apply(self, results: Any) -> dict[str, int]:
+        def apply(self, caller: Any, results: Any) -> dict[str, int]:
             raise ValueError(f"row refused: {quoted}")
 
     return RefusingStore(tickets)

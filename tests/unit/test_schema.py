@@ -37,22 +37,32 @@ def test_the_notification_channel_is_written_once() -> None:
     assert f"pg_notify('{schema.CHANNEL}', v_count::text)" in schema.render(Settings())
 
 
-def test_migrate_runs_the_backfill_of_schema_sql_in_batches() -> None:
-    # given the online section of the rendered schema
-    online = schema.ONLINE.search(schema.render(Settings(cause_column="Causa")))
-    assert online is not None
-    # when its one backfill UPDATE is turned into a batch
-    [(table, assignments, where)] = schema.BACKFILL.findall(online.group(1))
-    batch = schema._query("backfill_batch", table=table, set=assignments, where=where, batch="7")
-    # then it is that UPDATE's SET and WHERE, on at most 7 rows at a time
-    assert batch.startswith(f'UPDATE "tickets" SET {assignments}\n')
-    assert 'WHERE "Causa" IS NOT NULL AND causa_source IS NULL' in batch
-    assert "LIMIT 7 FOR UPDATE SKIP LOCKED" in batch and "{{" not in batch
+def test_schema_sql_is_cut_into_checks_versioned_steps_repeatable_and_online_parts() -> None:
+    # given the rendered schema; when it is cut at its `-- causa:` markers
+    parts = schema.parts(schema.render(Settings(cause_column="Causa")))
+    # then the versioned steps are numbered from 1, in order, each recording its own version
+    assert list(parts.steps) == list(range(1, len(parts.steps) + 1))
+    for version, body in parts.steps.items():
+        assert f"INSERT INTO causa.migrations (version, name) VALUES ({version}," in body
+    # and the checks run first, the functions in the repeatable part, the index online
+    assert "CREATE SCHEMA IF NOT EXISTS causa" in parts.checks
+    assert "CREATE OR REPLACE FUNCTION causa_claim(" in parts.repeatable
+    assert schema.INDEX.findall(parts.online) == [
+        ("causa_labelled_idx", '"tickets" ("number") WHERE "Causa" IS NOT NULL')
+    ]
+
+
+def test_without_result_columns_the_sql_never_writes_them() -> None:
+    # given result columns off; then every write of a causa_ column sits behind `IF false`
+    # (PL/pgSQL plans a statement only when it runs) and the requeue resets none of them
+    rendered = schema.render(Settings(result_columns=False))
+    assert "IF true THEN" not in rendered and "IF false THEN" in rendered
+    assert "causa_status = NULL, causa_source = NULL" not in rendered
 
 
 def test_named_queries_are_found_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # given the .sql files of causa's packages; then each query is there by name
-    assert {"table_oid", "invalid_index", "backfill_batch"} <= set(
+    assert {"table_oid", "invalid_index", "applied_steps"} <= set(
         queries.load("shared", "sql/queries.sql")
     )
     demo = queries.load("worker.demodata", "demo.sql")

@@ -70,7 +70,7 @@ def secret_settings(**kw: Any) -> Settings:
 class QuotingStore(FakeStore):
     """A store that refuses the write with an error quoting the row (as a database may)."""
 
-    def apply(self, results: Any) -> dict[str, int]:
+    def apply(self, caller: Any, results: Any) -> dict[str, int]:
         raise RuntimeError(
             f"row refused: ({TEXT}) via postgresql://postgres:{DB_PASSWORD}@db/x key {SERVICE_KEY}"
         )

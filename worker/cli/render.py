@@ -75,12 +75,17 @@ def status_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     """The report as (what, value) rows for the table."""
     model, training, drift = report["model"], report["last_training"], report["drift"]
     workers = report["workers"]
+
+    def count(key: str) -> str:
+        n = report[key]
+        return f"~{n:,} (estimate)" if key in report["estimated"] else str(n)
+
     return [
-        ("backlog (pending)", str(report["backlog"])),
+        ("backlog (pending)", count("backlog")),
         ("oldest pending ticket", duration(report["oldest_pending_s"])),
         ("claimed (in flight)", str(report["claimed"])),
-        ("needs review", str(report["needs_review"])),
-        ("failed (dead letter)", str(report["failed"])),
+        ("needs review", count("needs_review")),
+        ("failed (dead letter)", count("failed")),
         ("classified, last 5 min", f"{report['classified_last_5_min']} ({report['rate_per_s']}/s)"),
         ("queued tasks", str(report["queued_tasks"])),
         (

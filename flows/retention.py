@@ -1,0 +1,28 @@
+"""Retention: decisions and events older than their settings are deleted in small batches, so
+no delete holds locks for long on a busy database. The newest event of each kind and
+causa's install records stay."""
+
+from __future__ import annotations
+
+import structlog
+
+from shared.settings import Settings
+from shared.store import RetentionStore
+
+log = structlog.get_logger("causa.retention")
+BATCH = 5000  # rows per kind per call: each call one short transaction
+
+
+def retain(store: RetentionStore, settings: Settings) -> dict[str, int]:
+    """Delete batch after batch until a call deletes nothing; return the totals."""
+    total = {"decisions": 0, "events": 0, "requests": 0}
+    while True:
+        deleted = store.retain(
+            settings.decision_retention_days, settings.event_retention_days, BATCH
+        )
+        for kind, n in deleted.items():
+            total[kind] = total.get(kind, 0) + int(n)
+        if not any(deleted.values()):
+            break
+    log.info("retention applied", **total)
+    return total
