@@ -25,7 +25,16 @@ from worker.app import make_app
 from worker.queue import CeleryQueue
 
 BENCH_DATABASE = "causa_bench"  # apart from the demo's: the queue functions are per database
-TABLE = "DROP TABLE IF EXISTS tickets CASCADE;" + demodata.TABLE_SQL
+# A fresh ticket table and no causa: the work items, decisions and outcomes of an earlier run
+# (in causa's schema, which outlives the table) go with it.
+TABLE = "DROP TABLE IF EXISTS tickets CASCADE; DROP SCHEMA IF EXISTS causa CASCADE;" + (
+    demodata.TABLE_SQL
+)
+FINAL = ("classified", "needs_review", "failed")
+# Tickets decided for good: their latest decision, in causa's own table.
+DECIDED_SQL = "SELECT count(*) FROM causa.outcomes WHERE status = ANY(%s)"
+# The same from the result columns of the ticket table (what the naive run writes).
+DECIDED_ROWS_SQL = "SELECT count(*) FROM tickets WHERE causa_status = ANY(%s)"
 
 
 def machine() -> str:
@@ -40,23 +49,42 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+def parser(description: str, services: bool = True) -> argparse.ArgumentParser:
+    """The options every benchmark takes; with `services`, those that choose its servers."""
+    p = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--json", action="store_true", help="end with one JSON line")
+    if not services:
+        return p
+    p.add_argument(
+        "--database-url",
+        help="a PostgreSQL database of the benchmark's own instead of the embedded one's"
+        f" {BENCH_DATABASE}: its table tickets and schema causa are dropped and made again",
+    )
+    p.add_argument(
+        "--redis-url",
+        help="a Redis database for the broker instead of the embedded Redis's database 2",
+    )
     return p
 
 
 @contextmanager
-def environment(home: Path) -> Iterator[tuple[Settings, dict[str, str]]]:
-    """Embedded services (started if needed, stopped after if we started them) and a
-    benchmark database of their own; settings and the environment for child processes."""
+def environment(
+    home: Path, database_url: str | None = None, redis_url: str | None = None
+) -> Iterator[tuple[Settings, dict[str, str]]]:
+    """The services: the given database and broker, else embedded ones (started if needed,
+    stopped after if we started them) with a benchmark database of their own; settings and
+    the environment for child processes."""
+    embedded = database_url is None or redis_url is None
     already = services.running(home) is not None
-    found = services.up(home)
-    url = services.start_postgres(home, BENCH_DATABASE)
+    found = services.up(home) if embedded else None
+    url = database_url or services.start_postgres(home, BENCH_DATABASE)
+    broker = redis_url or (found.redis_url if found else "").rsplit("/", 1)[0] + "/2"
     # This process enqueues too: its own settings must name the same broker and database.
     os.environ.update(
         DATABASE_URL=url,
-        REDIS_URL=found.redis_url.rsplit("/", 1)[0] + "/2",
+        REDIS_URL=broker,
         CAUSA_LOG_JSON="true",
         PYTHONUNBUFFERED="1",
     )
@@ -80,7 +108,7 @@ def environment(home: Path) -> Iterator[tuple[Settings, dict[str, str]]]:
     try:
         yield settings, env
     finally:
-        if not already:
+        if embedded and not already:
             services.down(home)
 
 
@@ -125,14 +153,14 @@ def load(conn: psycopg.Connection[Any], n: int, seed: int = 11) -> None:
         )
 
 
-def wait_final(conn: psycopg.Connection[Any], n: int, stall_s: float = 60.0) -> None:
-    """Until n tickets are final; stop if none became final for `stall_s` seconds."""
+def wait_final(
+    conn: psycopg.Connection[Any], n: int, stall_s: float = 60.0, query: str = DECIDED_SQL
+) -> None:
+    """Until n tickets are final (classified, needs_review or failed, counted by `query`);
+    stop if none became final for `stall_s` seconds."""
     done, last_progress = -1, time.monotonic()
     while True:
-        row = conn.execute(
-            "SELECT count(*) FROM tickets WHERE classification_status IN"
-            " ('classified', 'needs_review', 'failed')"
-        ).fetchone()
+        row = conn.execute(query, [list(FINAL)]).fetchone()
         now = int(row[0]) if row else 0
         if now >= n:
             return

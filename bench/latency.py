@@ -2,7 +2,8 @@
 beat and listener) and for polling alone (worker and beat, no listener).
 
 Tickets are inserted one statement each at --rate per second for --seconds, as a service
-desk's tool would; latency is classified_at - received_at, both stamped by PostgreSQL.
+desk's tool would; latency is decided_at - received_at of causa's decisions (received_at:
+when the insert queued the ticket), both stamped by PostgreSQL.
 
     python bench/latency.py [--rate 100] [--seconds 60] [--json]
 """
@@ -22,10 +23,11 @@ from bench import common
 from shared.settings import load_settings
 from worker import demodata
 
+# From the model's decisions: received_at is when the ticket entered the queue (its insert).
 PERCENTILES = """
 SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
-           ORDER BY extract(epoch FROM classified_at - received_at) * 1000)
-  FROM tickets WHERE classified_at IS NOT NULL
+           ORDER BY extract(epoch FROM decided_at - received_at) * 1000)
+  FROM causa.decisions WHERE source = 'model' AND received_at IS NOT NULL
 """
 
 
@@ -70,7 +72,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0)
     args = p.parse_args()
     base = load_settings()
-    with common.environment(base.home) as (settings, env):
+    with common.environment(base.home, args.database_url, args.redis_url) as (settings, env):
         models, info = common.model_dir(base, base.home)
         env["CAUSA_MODELS_DIR"] = str(models)
         print(f"model {info.version}; machine: {common.machine()}", file=sys.stderr)

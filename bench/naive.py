@@ -1,4 +1,5 @@
-"""The naive approach, for comparison only: one Celery task and one UPDATE per ticket.
+"""The naive approach, for comparison only: one Celery task and one UPDATE per ticket, which
+writes the cause and the result columns of the ticket's row (no work item, no decision log).
 
 Run by bench/throughput.py as `python -m celery -A bench.naive worker`.
 """
@@ -36,8 +37,9 @@ def classify_one(number: str) -> None:
     p = model.predict_proba([row[0]])[0]
     best = int(np.argmax(p))
     conn.execute(
-        "UPDATE tickets SET causa = %s, causa_predicted = %s, causa_confidence = %s,"
-        " classification_status = 'classified', classified_at = clock_timestamp()"
+        "UPDATE tickets SET causa = %s, causa_status = 'classified', causa_source = 'model',"
+        " causa_predicted = %s, causa_confidence = %s, causa_model_version = %s,"
+        " causa_decided_at = clock_timestamp()"
         " WHERE number = %s",
-        [model.classes[best], model.classes[best], float(p[best]), number],
+        [model.classes[best], model.classes[best], float(p[best]), model.version, number],
     )

@@ -53,7 +53,7 @@ def main() -> None:
     from tests.postgrest import PostgREST
 
     base = load_settings()
-    with common.environment(base.home) as (settings, env):
+    with common.environment(base.home, args.database_url, args.redis_url) as (settings, env):
         models, info = common.model_dir(base, base.home)
         env.update(CAUSA_MODELS_DIR=str(models), CAUSA_POLL_INTERVAL="3600")
         url = settings.require_database_url()

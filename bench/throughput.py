@@ -36,7 +36,7 @@ def main() -> None:
     args = p.parse_args()
     base = load_settings()
     home = base.home
-    with common.environment(home) as (settings, env):
+    with common.environment(home, args.database_url, args.redis_url) as (settings, env):
         models, info = common.model_dir(base, home)
         print(
             f"model {info.version} from {models} ({info.decision}, trained on"
@@ -79,7 +79,7 @@ def main() -> None:
                 started = time.monotonic()
                 for i in range(n):
                     app.send_task("bench.naive.classify_one", args=[f"B{i:07d}"])
-                common.wait_final(conn, n)
+                common.wait_final(conn, n, query=common.DECIDED_ROWS_SQL)
                 naive_s = time.monotonic() - started
             naive_rate = n / naive_s
     ratio = causa_rate / naive_rate

@@ -39,7 +39,7 @@ print(json.dumps({"rss_mb": psutil.Process().memory_info().rss / 2**20}))
 
 
 def main() -> None:
-    p = common.parser(__doc__ or "")
+    p = common.parser(__doc__ or "", services=False)
     p.add_argument(
         "--data",
         type=Path,

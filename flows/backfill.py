@@ -2,9 +2,9 @@
 
 By default only tickets received after the first `causa migrate` (or since
 CAUSA_CLASSIFY_SINCE) are work; tickets from before are left alone. A backfill first counts
-the ones it would queue (`plan`), then, once confirmed, marks them pending with a received
-time (`mark`), in batches so that row locks stay short on a live table. It enqueues nothing:
-beat's poll finds the pending tickets and hands them to the workers.
+the ones it would queue (`plan`), then, once confirmed, queues them with a received time now
+(`mark`): work items in causa's own table, in one statement that writes no ticket row and
+locks none. It enqueues nothing: beat's poll finds them and hands them to the workers.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from shared.contract import Event
 from shared.store import HistoryStore
 
 log = structlog.get_logger("causa.backfill")
-BATCH = 5000  # tickets marked per call: each call one short transaction
 
 
 @dataclass(frozen=True)
@@ -40,15 +39,9 @@ def plan(store: HistoryStore, since: datetime | None = None, limit: int | None =
 
 
 def mark(store: HistoryStore, planned: Plan, triggered_by: str) -> dict[str, Any]:
-    """Mark the planned tickets pending (never more than the plan counted), record it in
-    causa_events and return {marked, enqueued: 0}."""
-    marked = 0
-    while marked < planned.tickets:
-        batch = min(BATCH, planned.tickets - marked)
-        n = int(store.backfill(apply=True, since=planned.since, limit=batch)["tickets"])
-        marked += n
-        if n < batch:  # fewer left than counted: labelled or queued meanwhile
-            break
+    """Queue the planned tickets, record it in causa.events and return {marked, enqueued: 0}."""
+    # Never more than the plan counted (fewer when some were labelled or queued meanwhile).
+    marked = int(store.backfill(apply=True, since=planned.since, limit=planned.tickets)["tickets"])
     result: dict[str, Any] = {"marked": marked, "enqueued": 0}
     args = {
         "cutoff": planned.cutoff,

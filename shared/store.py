@@ -106,13 +106,6 @@ class LabelStore(Protocol):
 class EventStore(Protocol):
     """causa_events: what was decided (trainings, rollbacks, drift reports, admin actions)."""
 
-    def retain(self, decision_days: int, event_days: int, batch: int) -> dict[str, int]:
-        out: dict[str, int] = self._call(
-            "causa_retain",
-            {"p_decision_days": decision_days, "p_event_days": event_days, "p_batch": batch},
-        )
-        return out
-
     def record_event(self, kind: str, payload: dict[str, Any]) -> None: ...
 
 
@@ -254,92 +247,10 @@ class FunctionStore:
         return out
 
     def pending_count(self) -> dict[str, Any]:
+        """{pending, retry, claimed, estimated}: each count stops at a cap (it runs every
+        poll); above it `pending` is the planner's estimate and `estimated` says so."""
         since = self.settings.classify_since
         out: dict[str, Any] = self._call(
-            "causa_pending_count", {"p_since": since.isoformat() if since else None}
-        )
-        return out
-
-    def status_counts(self) -> dict[str, Any]: ...
-
-    def latest_events(self) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
-
-
-def is_pooled(url: str) -> bool:
-    return urlsplit(url).port == POOLER_PORT
-
-
-def function_call(function: str, args: dict[str, Any]) -> tuple[sql.Composed, list[Any]]:
-    """`SELECT function(name => %s, ...)` and its values, lists and dicts as jsonb: a call
-    with named arguments, the way PostgREST makes it."""
-    query = sql.SQL("SELECT {}({})").format(
-        sql.Identifier(function),
-        sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args),
-    )
-    return query, [Jsonb(v) if isinstance(v, list | dict) else v for v in args.values()]
-
-
-def _who(caller: Caller, call: str) -> dict[str, Any]:
-    """The arguments that say who writes: worker, task, and the call's own request id."""
-    return {
-        "p_request_id": f"{caller.request_id}:{call}",
-        "p_worker": caller.worker,
-        "p_task": caller.task,
-    }
-
-
-class FunctionStore:
-    """The queue operations, each one call of a SQL function with named arguments.
-    Adapters differ only in how they make that call (`_call`)."""
-
-    settings: Settings
-
-    def _call(self, function: str, args: dict[str, Any]) -> Any:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release connections; the store opens them again when used."""
-
-    def claim(self, worker: str, batch: int, numbers: Sequence[str] | None = None) -> list[Claimed]:
-        s = self.settings
-        rows = self._call(
-            "causa_claim",
-            {
-                "p_worker": worker,
-                "p_batch": batch,
-                "p_lease_seconds": s.lease_seconds,
-                "p_max_attempts": s.max_attempts,
-                "p_numbers": list(numbers) if numbers is not None else None,
-                "p_since": s.classify_since.isoformat() if s.classify_since else None,
-            },
-        )
-        return [Claimed(r["number"], r["text"], r["attempts"], r["claim_token"]) for r in rows]
-
-    def apply(self, results: Sequence[Result]) -> dict[str, int]:
-        if not results:
-            return {"applied": 0, "stale": 0}
-        out: dict[str, int] = self._call(
-            "causa_apply", {"p_results": [asdict(r) for r in results], "p_mode": self.settings.mode}
-        )
-        return out
-
-    def fail(self, failures: Sequence[Failure]) -> dict[str, int]:
-        if not failures:
-            return {"retrying": 0, "failed": 0, "stale": 0}
-        out: dict[str, int] = self._call(
-            "causa_fail",
-            {
-                "p_failures": [asdict(f) for f in failures],
-                "p_max_attempts": self.settings.max_attempts,
-            },
-        )
-        return out
-
-    def pending_count(self) -> dict[str, int]:
-        since = self.settings.classify_since
-        out: dict[str, int] = self._call(
             "causa_pending_count", {"p_since": since.isoformat() if since else None}
         )
         return out
@@ -406,6 +317,7 @@ class FunctionStore:
         return out
 
     def retain(self, decision_days: int, event_days: int, batch: int) -> dict[str, int]:
+        """One batch of retention: {decisions, events, requests} deleted."""
         out: dict[str, int] = self._call(
             "causa_retain",
             {"p_decision_days": decision_days, "p_event_days": event_days, "p_batch": batch},

@@ -217,7 +217,7 @@ def report(summary: dict[str, Any], *, console: Console, as_json: bool) -> None:
     table.add_row("accuracy (vs hidden truth)", f"{summary['accuracy']}")
     table.add_row("tickets/s", f"{summary['tickets_per_s']}")
     for q, v in summary["latency_ms"].items():
-        table.add_row(f"insert→classified {q}", f"{v} ms")
+        table.add_row(f"insert→decided {q}", f"{v} ms")
     console.print(table)
     if as_json:
         print(

@@ -617,8 +617,10 @@ BEGIN
                x - 'claim_token' AS x
           FROM jsonb_array_elements(p_results) AS x
          WHERE x->>'status' IN ('classified', 'needs_review')
+    ), present AS (  -- a ticket deleted meanwhile is a stale write (the claim drops its item)
+        SELECT r.* FROM r JOIN {{table}} AS t ON t.{{number}} = r.number
     ), won AS (
-        DELETE FROM causa.work AS w USING r
+        DELETE FROM causa.work AS w USING present AS r
          WHERE w.number = r.number AND w.claim_token = r.token
         RETURNING r.x || jsonb_build_object('received_at', w.received_at) AS x
     )

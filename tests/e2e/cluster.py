@@ -1,5 +1,6 @@
 """Real causa processes for end-to-end and fault tests, and the audit that proves
-'exactly once': a trigger records every write of a result, committed writes only."""
+'exactly once': triggers record every write of a result into the ticket row and every claim
+of a work item (its attempt), committed writes only."""
 
 from __future__ import annotations
 
@@ -19,13 +20,22 @@ CREATE TABLE IF NOT EXISTS causa_audit (number text, status text, at timestamptz
 TRUNCATE causa_audit;
 CREATE OR REPLACE FUNCTION causa_audit() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO causa_audit (number, status) VALUES (NEW.number, NEW.classification_status);
+    INSERT INTO causa_audit (number, status) VALUES (NEW.number, NEW.causa_status);
     RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER causa_audit AFTER UPDATE ON tickets FOR EACH ROW
-    WHEN (OLD.classification_status = 'claimed'
-          AND NEW.classification_status IN ('classified', 'needs_review'))
+    WHEN (NEW.causa_status IN ('classified', 'needs_review'))
     EXECUTE FUNCTION causa_audit();
+CREATE TABLE IF NOT EXISTS causa_audit_claims (number text, attempts integer, claimed_by text);
+TRUNCATE causa_audit_claims;
+CREATE OR REPLACE FUNCTION causa_audit_claim() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO causa_audit_claims VALUES (NEW.number, NEW.attempts, NEW.claimed_by);
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER causa_audit_claim AFTER UPDATE ON causa.work FOR EACH ROW
+    WHEN (NEW.attempts > OLD.attempts)
+    EXECUTE FUNCTION causa_audit_claim();
 """
 
 # Short leases and limits so that recovery takes seconds; they keep DESIGN.md's timing rules
@@ -46,7 +56,17 @@ def install_audit(conn: psycopg.Connection[Any]) -> None:
 
 
 def writes_per_ticket(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """How many times each ticket's row was written with a final result."""
     rows = conn.execute("SELECT number, count(*) FROM causa_audit GROUP BY 1").fetchall()
+    return {n: int(k) for n, k in rows}
+
+
+def attempts_per_ticket(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """How many attempts each claimed ticket took: its work item's `attempts` at its last
+    claim (the work item itself is gone once the ticket is decided)."""
+    rows = conn.execute(
+        "SELECT number, max(attempts) FROM causa_audit_claims GROUP BY 1"
+    ).fetchall()
     return {n: int(k) for n, k in rows}
 
 

@@ -46,12 +46,12 @@ def test_promotion_reaches_every_worker_process_without_a_restart(
         log = (tmp_path / "worker.log").read_text()
     assert new is not None and new.version != old.version
     versions = dict(
-        conn.execute("SELECT model_version, count(*) FROM tickets GROUP BY 1").fetchall()
+        conn.execute("SELECT causa_model_version, count(*) FROM tickets GROUP BY 1").fetchall()
     )
     assert set(versions) == {old.version, new.version}, versions
     late_old = conn.execute(
-        "SELECT count(*) FROM tickets WHERE model_version = %s"
-        " AND classified_at > %s + make_interval(secs => %s)",
+        "SELECT count(*) FROM tickets WHERE causa_model_version = %s"
+        " AND causa_decided_at > %s + make_interval(secs => %s)",
         [old.version, promoted_at, SWAP_WINDOW_S],
     ).fetchone()
     assert late_old == (0,), "a batch more than 2 s after the promotion used the old model"

@@ -67,9 +67,9 @@ def streaming(database_url: str) -> Iterator[Stream]:
 
 
 def decided_below(conn: psycopg.Connection[Any], n: int) -> int:
-    """How many of the first `n` streamed tickets have a final decision."""
+    """How many of the first `n` streamed tickets have a final decision (their latest)."""
     row = conn.execute(
-        "SELECT count(*) FROM tickets WHERE number < %s AND classification_status = ANY(%s)",
+        "SELECT count(*) FROM causa.outcomes WHERE number < %s AND status = ANY(%s)",
         [Stream.number(n), list(FINAL)],
     ).fetchone()
     return int(row[0]) if row else 0
@@ -105,6 +105,18 @@ def db_now(conn: psycopg.Connection[Any]) -> Any:
     row = conn.execute("SELECT clock_timestamp()").fetchone()
     assert row is not None
     return row[0]
+
+
+def last_decided_since(conn: psycopg.Connection[Any], n: int, since: Any) -> float:
+    """Seconds from `since` (a database time) to the last decision of the first `n` streamed
+    tickets, from causa's decision log."""
+    row = conn.execute(
+        "SELECT extract(epoch FROM max(decided_at) - %s) FROM causa.decisions"
+        " WHERE number < %s AND status = ANY(%s)",
+        [since, Stream.number(n), list(FINAL)],
+    ).fetchone()
+    assert row is not None and row[0] is not None, "no decision of the streamed tickets"
+    return float(row[0])
 
 
 def finish(conn: psycopg.Connection[Any], stream: Stream) -> int:

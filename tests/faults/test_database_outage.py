@@ -13,7 +13,14 @@ import psycopg
 import pytest
 
 from tests.e2e.cluster import cluster, install_audit, writes_per_ticket
-from tests.faults.outage import between, db_now, decided_below, finish, streaming
+from tests.faults.outage import (
+    between,
+    db_now,
+    decided_below,
+    finish,
+    last_decided_since,
+    streaming,
+)
 from tests.helpers import statuses, wait_for
 from tests.proxy import Proxy, through, upstream_of
 from tests.redis_server import RedisServer
@@ -93,12 +100,7 @@ def test_a_minute_without_the_database_then_the_backlog_drains_exactly_once(
         total = finish(conn, stream)
         alive = all(p.poll() is None for p in procs.values())
 
-    row = conn.execute(
-        "SELECT max(classified_at) - %s FROM tickets WHERE number < %s",
-        [restored_db, f"S{backlog:06d}"],
-    ).fetchone()
-    assert row is not None
-    drain_s = row[0].total_seconds()
+    drain_s = last_decided_since(conn, backlog, restored_db)
     # exactly once, none lost, none dead-lettered
     writes = writes_per_ticket(conn)
     assert len(writes) == total and set(writes.values()) == {1}, "each ticket written once"

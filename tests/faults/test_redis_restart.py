@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from tests.e2e.cluster import FAST_RECOVERY, cluster, install_audit, writes_per_ticket
-from tests.faults.outage import db_now, decided_below, finish, streaming
+from tests.faults.outage import db_now, decided_below, finish, last_decided_since, streaming
 from tests.helpers import statuses, wait_for
 from tests.redis_server import RedisServer
 from tests.webhook import Receiver
@@ -47,7 +47,7 @@ def test_redis_restarted_mid_stream_then_every_ticket_is_decided_exactly_once(
             what="tickets inserted while the broker is down",
         )
         stranded = conn.execute(
-            "SELECT count(*) FROM tickets WHERE number >= %s AND classification_status = 'pending'",
+            "SELECT count(*) FROM causa.work WHERE number >= %s AND claim_token IS NULL",
             [f"S{outage_first:06d}"],
         ).fetchone()
         assert stranded is not None and stranded[0] >= 20, "nothing classifies without a broker"
@@ -70,12 +70,7 @@ def test_redis_restarted_mid_stream_then_every_ticket_is_decided_exactly_once(
         total = finish(conn, stream)
         alive = {name: p.poll() is None for name, p in procs.items()}
 
-    row = conn.execute(
-        "SELECT max(classified_at) - %s FROM tickets WHERE number < %s",
-        [restarted_db, f"S{backlog:06d}"],
-    ).fetchone()
-    assert row is not None
-    recovery_s = row[0].total_seconds()
+    recovery_s = last_decided_since(conn, backlog, restarted_db)
     assert alive == {"worker": True, "beat": True, "listener": True}, "every process reconnected"
     writes = writes_per_ticket(conn)
     assert len(writes) == total and set(writes.values()) == {1}, "each ticket written once"

@@ -12,12 +12,18 @@ from typing import Any
 
 import psycopg
 
-from tests.e2e.cluster import FAST_RECOVERY, cluster, install_audit, writes_per_ticket
+from tests.e2e.cluster import (
+    FAST_RECOVERY,
+    attempts_per_ticket,
+    cluster,
+    install_audit,
+    writes_per_ticket,
+)
 from tests.helpers import demo_rows, insert, statuses, wait_for
 from worker import processes
 
-# The test holds this advisory lock; a trigger makes chosen result writes wait for it, so a
-# worker can be caught in the middle of a batch: claimed, predicted, writing.
+# The test holds this advisory lock; a trigger makes chosen result writes (of the ticket row)
+# wait for it, so a worker can be caught in the middle of a batch: claimed, predicted, writing.
 HOLD = 4242
 BLOCK_WRITES = """
 CREATE OR REPLACE FUNCTION causa_test_block() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -28,7 +34,7 @@ BEGIN
     RETURN NEW;
 END $$;
 CREATE OR REPLACE TRIGGER causa_test_block BEFORE UPDATE ON tickets FOR EACH ROW
-    WHEN (NEW.classification_status IN ('classified', 'needs_review'))
+    WHEN (NEW.causa_status IN ('classified', 'needs_review'))
     EXECUTE FUNCTION causa_test_block();
 """
 
@@ -43,8 +49,8 @@ def blocked_writers(conn: psycopg.Connection[Any]) -> list[int]:
 
 def claimed_pids(conn: psycopg.Connection[Any], pattern: str) -> set[int]:
     rows = conn.execute(
-        "SELECT DISTINCT claimed_by FROM tickets WHERE number LIKE %s"
-        " AND classification_status = 'claimed'",
+        "SELECT DISTINCT claimed_by FROM causa.work WHERE number LIKE %s"
+        " AND claim_token IS NOT NULL",
         [pattern],
     ).fetchall()
     return {int(r[0].rsplit(":", 1)[1]) for r in rows if r[0]}
@@ -91,8 +97,8 @@ def test_sigkill_mid_batch_then_every_ticket_is_classified_exactly_once(
                 )
     writes = writes_per_ticket(conn)
     assert len(writes) == 300 and set(writes.values()) == {1}, "no ticket written twice"
-    retried = conn.execute("SELECT count(*) FROM tickets WHERE attempts = 2").fetchone()
-    assert retried is not None and retried[0] >= 1, "the killed batch was reclaimed"
+    retried = [n for n, attempts in attempts_per_ticket(conn).items() if attempts == 2]
+    assert len(retried) >= 1, "the killed batch was reclaimed"
 
 
 def test_a_ticket_that_kills_its_worker_every_time_ends_failed_and_the_rest_flow(
@@ -131,12 +137,17 @@ def test_a_ticket_that_kills_its_worker_every_time_ends_failed_and_the_rest_flow
         finally:
             stop.set()
             killer.join(10)
+    # the poison ticket: claimed three times, then dead-lettered once its last lease expired
     poison = conn.execute(
-        "SELECT classification_status, attempts, last_error FROM tickets WHERE number = 'POISON'"
+        "SELECT status, error FROM causa.outcomes WHERE number = 'POISON'"
     ).fetchone()
     assert poison is not None
-    assert poison[0] == "failed" and poison[1] == 3
-    assert "lease expired 3 times" in poison[2]
+    assert poison[0] == "failed" and attempts_per_ticket(conn)["POISON"] == 3
+    assert "lease expired 3 times" in poison[1]
+    logged = conn.execute(
+        "SELECT status, error FROM causa.decisions WHERE number = 'POISON'"
+    ).fetchall()
+    assert [d[0] for d in logged] == ["failed"] and "lease expired 3 times" in logged[0][1]
     assert sum(kills) >= 3
     others = statuses(conn)
     assert others.get("failed") == 1 and sum(others.values()) == 251

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from flows.classify import classify_batch
 from flows.training import TRAINING_LOCK
 from tasks import admin
-from tests.helpers import demo_rows, insert, statuses
+from tests.helpers import caller, dead_letter, demo_rows, insert, statuses
 
 
 def run(task: Any, **kwargs: Any) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def test_reclassify_by_model_version_requeues_only_that_models_decisions(
     assert second["requeued"] == 0
     assert statuses(conn) == {"pending": 64, "labelled": 1}
     assert conn.execute(
-        "SELECT count(*) FROM tickets WHERE classification_status = 'pending' AND causa IS NOT NULL"
+        "SELECT count(*) FROM tickets JOIN causa.work USING (number) WHERE causa IS NOT NULL"
     ).fetchone() == (0,)
     assert redis.Redis.from_url(redis_url).llen("causa") >= 1, "tasks were enqueued"
     event = rt.store.latest_events()["admin"]["payload"]
@@ -62,22 +62,20 @@ def test_requeue_failed_replays_the_dead_letter_with_fresh_attempts(
     conn: psycopg.Connection[Any], rt: Any, model: Any
 ) -> None:
     insert(conn, demo_rows(4))
-    conn.execute(
-        "UPDATE tickets SET classification_status = 'failed', attempts = 3,"
-        " last_error = 'boom' WHERE number IN ('T000000', 'T000001', 'T000002')"
-    )
+    dead_letter(conn, ["T000000", "T000001", "T000002"])
     assert run(admin.requeue_failed, numbers=["T000000"], triggered_by="t")["requeued"] == 1
     assert run(admin.requeue_failed, triggered_by="t")["requeued"] == 2
     assert run(admin.requeue_failed, triggered_by="t")["requeued"] == 0
-    rows = conn.execute("SELECT DISTINCT classification_status, attempts FROM tickets").fetchall()
-    assert rows == [("pending", 0)]
+    assert statuses(conn) == {"pending": 4}
+    rows = conn.execute("SELECT DISTINCT attempts, claim_token FROM causa.work").fetchall()
+    assert rows == [(0, None)]
     classify_all(rt)
     assert set(statuses(conn)) <= {"classified", "needs_review"}
 
 
 def test_requeue_never_touches_tickets_in_flight(conn: psycopg.Connection[Any], rt: Any) -> None:
     insert(conn, demo_rows(3))
-    claimed = rt.store.claim("someone", 3)
+    claimed = rt.store.claim(caller("someone"), 3)
     assert len(claimed) == 3
     assert rt.store.requeue(["classified", "needs_review", "failed"]) == 0
     assert statuses(conn) == {"claimed": 3}
@@ -128,7 +126,7 @@ def test_causa_admin_runs_the_task_and_prints_its_result(
     from worker.cli import app
 
     insert(conn, demo_rows(2))
-    conn.execute("UPDATE tickets SET classification_status = 'failed' WHERE number = 'T000001'")
+    dead_letter(conn, ["T000001"])
     result = CliRunner().invoke(app, ["admin", "requeue-failed"])
     assert result.exit_code == 0, result.output
     assert '"requeued": 1' in result.stdout

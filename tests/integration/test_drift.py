@@ -146,12 +146,14 @@ def test_only_the_window_and_the_model_in_service_count(
 ) -> None:
     # given 300 tickets: 40 decided by an older model, 60 decided two days ago
     store, holder = classified(conn, settings, demo_rows(300))
-    conn.execute("UPDATE tickets SET model_version = 'old' WHERE number <= 'T000039'")
+    conn.execute("UPDATE causa.decisions SET model_version = 'old' WHERE number <= 'T000039'")
     conn.execute(
-        "UPDATE tickets SET classified_at = now() - interval '2 days'"
+        "UPDATE causa.decisions SET decided_at = now() - interval '2 days'"
         " WHERE number BETWEEN 'T000040' AND 'T000099'"
     )
+    # when the report runs over the last day
     result, _ = run_check(store, holder, settings.model_copy(update={"drift_min_tickets": 100}))
+    # then only the 200 recent decisions count, the 40 of the older model set apart
     assert result["tickets"] == 200 and result["other_versions"] == 40
     assert result["verdict"] == "ok"
     # a window that has not begun yet holds nothing

@@ -55,10 +55,14 @@ def test_poll_enqueues_one_task_per_batch_less_those_queued(
     settings: Settings,
     runtime_for: Callable[..., Any],
 ) -> None:
+    # given 250 queued tickets and batches of 100
     runtime_for(settings, batch_size=100)
     insert(conn, demo_rows(250))
+    # when beat polls twice
     first = classify.poll_pending()
     second = classify.poll_pending()
-    assert first == {"pending": 250, "retry": 0, "claimed": 0, "enqueued": 3}
+    # then the first poll sends three tasks (exact counts, far below the estimate's cap)
+    # and the second none
+    assert first == {"pending": 250, "retry": 0, "claimed": 0, "estimated": False, "enqueued": 3}
     assert second["enqueued"] == 0, "three tasks already wait for the same tickets"
     assert redis.Redis.from_url(redis_url).llen("causa") == 3

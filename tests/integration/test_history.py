@@ -63,10 +63,10 @@ def test_history_from_before_the_first_migration_is_not_work(
         # given a table with history; when causa is migrated for the first time
         before, after = first_migration(c, settings)
         # then the history is neither pending nor claimed
-        assert pending_count(c) == {"pending": 0, "retry": 0, "claimed": 0}
+        assert pending_count(c) == {"pending": 0, "retry": 0, "claimed": 0, "estimated": False}
         assert claimed(c) == []
         # and the cut-off is the time of that migration, recorded in the database
-        cutoff = c.execute("SELECT classify_since FROM causa_meta").fetchone()
+        cutoff = c.execute("SELECT classify_since FROM causa.meta").fetchone()
         assert cutoff is not None and before <= cutoff[0] <= after
         # a ticket inserted afterwards is work
         insert(c, demo_rows(1, prefix="NEW"))
@@ -81,10 +81,10 @@ def test_running_migrate_again_does_not_move_the_cutoff(
     history: psycopg.Connection[Any], settings: Settings
 ) -> None:
     c = history
-    first = c.execute("SELECT classify_since FROM causa_meta").fetchone()
+    first = c.execute("SELECT classify_since FROM causa.meta").fetchone()
     schema.migrate(c, settings)
     schema.migrate(c, settings)
-    assert c.execute("SELECT classify_since FROM causa_meta").fetchone() == first
+    assert c.execute("SELECT classify_since FROM causa.meta").fetchone() == first
     assert claimed(c) == [], "the history is still not work"
 
 
@@ -102,7 +102,7 @@ def test_backfill_says_how_many_then_queues_the_history(
     assert "enqueues nothing" in result.output
     # and the history is claimable, with a received time the stall alarm sees
     assert c.execute(
-        "SELECT count(*) FROM tickets WHERE number LIKE 'H%%' AND received_at IS NOT NULL"
+        "SELECT count(*) FROM causa.work WHERE number LIKE 'H%%' AND received_at IS NOT NULL"
     ).fetchone() == (5,)
     assert pending_count(c)["pending"] == 7
     assert claimed(c) == [f"H00000{i}" for i in range(5)] + ["NEW000000", "NEW000001"]

@@ -58,10 +58,22 @@ def test_only_the_service_role_may_call_the_queue(
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("SELECT causa_pending_count()")
             raise_rollback(conn)
+        # nor read causa's schema (PostgREST does not expose it; the grants say the same)
+        with conn.transaction():
+            conn.execute(f"SET LOCAL ROLE {role}")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT count(*) FROM causa.work")
+            raise_rollback(conn)
+    # the user's application, signed in, inserts a ticket: causa's trigger queues it anyway
+    with conn.transaction():
+        conn.execute("SET LOCAL ROLE authenticated")
+        conn.execute("INSERT INTO tickets (number, short_description) VALUES ('A1', 'vpn')")
     with conn.transaction():
         conn.execute("SET LOCAL ROLE service_role")
         row = conn.execute("SELECT causa_pending_count()").fetchone()
-        assert row == ({"pending": 0, "retry": 0, "claimed": 0},)
+        assert row == ({"pending": 1, "retry": 0, "claimed": 0, "estimated": False},)
+        claimed = conn.execute("SELECT causa_claim('w', 10, 60)").fetchone()
+        assert claimed is not None and [r["number"] for r in claimed[0]] == ["A1"]
 
 
 def raise_rollback(conn: psycopg.Connection[Any]) -> None:

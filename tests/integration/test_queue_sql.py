@@ -11,7 +11,7 @@ import pytest
 
 from shared import schema
 from shared.settings import ConfigError
-from tests.helpers import TABLE_DDL, demo_rows, insert, statuses
+from tests.helpers import TABLE_DDL, demo_rows, insert, state, statuses
 
 
 def claim(
@@ -112,25 +112,32 @@ def test_apply_is_idempotent_and_writes_the_cause(conn: Any) -> None:
     assert apply(conn, rows) == {"applied": 3, "stale": 0}
     assert apply(conn, rows) == {"applied": 0, "stale": 3}
     got = conn.execute(
-        "SELECT causa, causa_source, causa_predicted, classification_status,"
-        " classified_at IS NOT NULL, claimed_until FROM tickets"
+        "SELECT causa, causa_source, causa_predicted, causa_status,"
+        " causa_decided_at IS NOT NULL, causa_model_version FROM tickets"
     ).fetchall()
-    assert got == [("Red", "model", "Red", "classified", True, None)] * 3
+    assert got == [("Red", "model", "Red", "classified", True, "v1")] * 3
+    # and the decision is logged once per ticket, the queue is empty
+    assert conn.execute(
+        "SELECT count(*), count(DISTINCT number) FROM causa.decisions"
+    ).fetchone() == (3, 3)
+    assert conn.execute("SELECT count(*) FROM causa.work").fetchone() == (0,)
 
 
 def test_needs_review_keeps_the_prediction_but_not_the_cause(conn: Any) -> None:
     insert(conn, demo_rows(1))
     apply(conn, claim(conn), status="needs_review", predicted="Hardware")
-    assert conn.execute(
-        "SELECT causa, causa_predicted, classification_status FROM tickets"
-    ).fetchone() == (None, "Hardware", "needs_review")
+    assert conn.execute("SELECT causa, causa_predicted, causa_status FROM tickets").fetchone() == (
+        None,
+        "Hardware",
+        "needs_review",
+    )
 
 
 def test_suggest_mode_never_writes_the_cause(conn: Any) -> None:
     insert(conn, demo_rows(1))
     apply(conn, claim(conn), mode="suggest")
     assert conn.execute(
-        "SELECT causa, causa_source, causa_predicted, classification_status FROM tickets"
+        "SELECT causa, causa_source, causa_predicted, causa_status FROM tickets"
     ).fetchone() == (None, None, "Red", "classified")
 
 
@@ -153,17 +160,18 @@ def test_a_human_label_while_claimed_wins(conn: Any) -> None:
     conn.execute("UPDATE tickets SET causa = 'Accesos' WHERE number = %s", [rows[0]["number"]])
     assert apply(conn, rows, predicted="Red") == {"applied": 1, "stale": 1}
     labelled = conn.execute(
-        "SELECT causa, causa_source, classification_status FROM tickets WHERE number = %s",
+        "SELECT causa, causa_source, causa_status FROM tickets WHERE number = %s",
         [rows[0]["number"]],
     ).fetchone()
     assert labelled == ("Accesos", "human", "labelled")
+    assert state(conn, rows[0]["number"]) == "labelled"
 
 
 def test_a_person_correcting_a_model_cause_makes_a_training_label(conn: Any) -> None:
     insert(conn, demo_rows(1))
     apply(conn, claim(conn), predicted="Red")
     conn.execute("UPDATE tickets SET causa = 'Software'")
-    assert conn.execute("SELECT causa_source, classification_status FROM tickets").fetchone() == (
+    assert conn.execute("SELECT causa_source, causa_status FROM tickets").fetchone() == (
         "human",
         "labelled",
     )
@@ -184,9 +192,8 @@ def test_failures_retry_then_go_to_the_dead_letter(conn: Any) -> None:
         assert rows[0]["attempts"] == attempt
         assert fail(conn, rows) == {"retrying": 1, "failed": 0, "stale": 0}
     assert fail(conn, claim(conn)) == {"retrying": 0, "failed": 1, "stale": 0}
-    assert conn.execute(
-        "SELECT classification_status, last_error, attempts FROM tickets"
-    ).fetchone() == ("failed", "boom", 3)
+    assert conn.execute("SELECT causa_status FROM tickets").fetchone() == ("failed",)
+    assert conn.execute("SELECT status, error FROM causa.outcomes").fetchone() == ("failed", "boom")
     assert claim(conn) == []
 
 
@@ -195,8 +202,8 @@ def test_expired_leases_that_used_every_attempt_become_failed(conn: Any) -> None
     for _ in range(3):
         assert len(claim(conn, lease=0)) == 1
     assert claim(conn) == []
-    status, error = conn.execute("SELECT classification_status, last_error FROM tickets").fetchone()
-    assert status == "failed"
+    status, error = conn.execute("SELECT status, error FROM causa.outcomes").fetchone()
+    assert status == "failed" and state(conn, "T000000") == "failed"
     assert "lease expired 3 times" in error
 
 
@@ -212,7 +219,7 @@ def test_classify_since_leaves_older_tickets_alone(conn: Any) -> None:
     insert(conn, demo_rows(1, prefix="NEW"))
     assert [r["number"] for r in claim(conn, since=cutoff)] == ["NEW000000"]
     counts = conn.execute("SELECT causa_pending_count(%s)", [cutoff]).fetchone()[0]
-    assert counts == {"pending": 0, "retry": 0, "claimed": 1}
+    assert counts == {"pending": 0, "retry": 0, "claimed": 1, "estimated": False}
 
 
 def test_pending_count_separates_fresh_retry_and_claimed(conn: Any) -> None:
@@ -223,6 +230,7 @@ def test_pending_count_separates_fresh_retry_and_claimed(conn: Any) -> None:
         "pending": 3,
         "retry": 1,
         "claimed": 2,
+        "estimated": False,
     }
 
 
@@ -245,23 +253,32 @@ def test_insert_with_a_cause_is_a_label_and_insert_notifies_once_with_the_count(
         notes = list(listener.notifies(timeout=2, stop_after=2))
     assert [n.payload for n in notes] == ["250"], "one note for the bulk insert, none for a label"
     assert conn.execute(
-        "SELECT classification_status, causa_source FROM tickets WHERE number = 'L1'"
+        "SELECT causa_status, causa_source FROM tickets WHERE number = 'L1'"
     ).fetchone() == ("labelled", "human")
+    assert statuses(conn) == {"pending": 250, "labelled": 1}
 
 
-def test_migration_twice_is_harmless_and_marks_existing_causes_human(
+def test_migration_twice_is_harmless_and_writes_no_existing_row(
     database_url: str, settings: Any
 ) -> None:
     with psycopg.connect(database_url, autocommit=True) as c:
+        # given a table with a labelled ticket and one without a cause
         c.execute(TABLE_DDL)
         c.execute("INSERT INTO tickets VALUES ('A', 'a', NULL, 'Red'), ('B', 'b', NULL, NULL)")
-        schema.migrate(c, settings)
-        schema.migrate(c, settings)
-        rows = c.execute(
-            "SELECT number, classification_status, causa_source, received_at"
-            " FROM tickets ORDER BY 1"
-        ).fetchall()
-    assert rows == [("A", "labelled", "human", None), ("B", "pending", None, None)]
+        xmins = c.execute("SELECT number, xmin::text FROM tickets ORDER BY 1").fetchall()
+        # when causa is migrated twice
+        assert schema.migrate(c, settings) == [1, 2]
+        assert schema.migrate(c, settings) == []
+        # then no row was written (same row versions), nothing is queued, and A is a label
+        assert c.execute("SELECT number, xmin::text FROM tickets ORDER BY 1").fetchall() == xmins
+        assert c.execute("SELECT count(*) FROM causa.work").fetchone() == (0,)
+        labelled = c.execute("SELECT causa_labelled()").fetchone()
+        assert labelled is not None and [r["number"] for r in labelled[0]] == ["A"]
+        # and each versioned step is recorded once
+        assert c.execute("SELECT version FROM causa.migrations ORDER BY 1").fetchall() == [
+            (1,),
+            (2,),
+        ]
 
 
 def test_migration_names_what_is_missing(database_url: str, settings: Any) -> None:
@@ -281,6 +298,7 @@ def test_configured_names_work_end_to_end(database_url: str, settings: Any) -> N
     )
     with psycopg.connect(database_url, autocommit=True) as c:
         c.execute("DROP TABLE IF EXISTS tickets_fiducia CASCADE")
+        c.execute("DROP SCHEMA IF EXISTS causa CASCADE")  # one table per database: not `tickets`
         c.execute(
             "CREATE TABLE tickets_fiducia (number integer PRIMARY KEY,"
             " short_description text, close_notes text, causa text, updated_at timestamptz)"
@@ -332,3 +350,37 @@ def test_uninstall_removes_what_causa_added_and_nothing_else(
             ("A", "a", None, "Red"),
             ("B", "b", None, None),
         ]
+
+
+def test_a_second_table_is_refused_and_the_first_keeps_working(
+    conn: psycopg.Connection[Any], settings: Any
+) -> None:
+    # given causa installed for `tickets`, and a second ticket table in the same database
+    conn.execute("DROP TABLE IF EXISTS other_tickets")
+    conn.execute(
+        "CREATE TABLE other_tickets (number text PRIMARY KEY, short_description text,"
+        " description text, causa text)"
+    )
+    other = settings.model_copy(update={"table": "other_tickets"})
+    # when someone migrates the second table
+    with pytest.raises(ConfigError, match="installed for table tickets.*not other_tickets"):
+        schema.migrate(conn, other)
+    # then the second table is untouched and the first still queues and classifies
+    assert conn.execute(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'other_tickets'::regclass"
+    ).fetchone() == (0,)
+    insert(conn, demo_rows(2))
+    assert apply(conn, claim(conn)) == {"applied": 2, "stale": 0}
+    conn.execute("DROP TABLE other_tickets")
+
+
+def test_a_number_column_that_is_not_unique_is_refused(database_url: str, settings: Any) -> None:
+    with psycopg.connect(database_url, autocommit=True) as c:
+        c.execute("DROP TABLE IF EXISTS tickets CASCADE; DROP SCHEMA IF EXISTS causa CASCADE")
+        c.execute(
+            "CREATE TABLE tickets (number text, short_description text,"
+            " description text, causa text)"
+        )
+        with pytest.raises(ConfigError, match="column number of table tickets is not unique"):
+            schema.migrate(c, settings)
+        assert c.execute("SELECT to_regnamespace('causa')").fetchone() == (None,)

@@ -9,7 +9,7 @@ import psycopg
 from typer.testing import CliRunner
 
 from flows.classify import classify_batch
-from tests.helpers import demo_rows, insert
+from tests.helpers import dead_letter, demo_rows, insert
 
 
 def test_status_reports_the_queue_the_model_the_decisions_and_the_workers(
@@ -22,16 +22,18 @@ def test_status_reports_the_queue_the_model_the_decisions_and_the_workers(
     classify_batch(rt.store, rt.models, rt.settings, worker="t", limit=1000)
     insert(conn, demo_rows(7, prefix="W"))
     conn.execute(
-        "UPDATE tickets SET received_at = now() - interval '1 hour' WHERE number LIKE 'W%'"
+        "UPDATE causa.work SET received_at = now() - interval '1 hour' WHERE number LIKE 'W%'"
     )
     # causa was migrated before they came: they are work, not history
-    conn.execute("UPDATE causa_meta SET classify_since = now() - interval '1 day'")
-    conn.execute("UPDATE tickets SET classification_status = 'failed' WHERE number = 'W000000'")
+    conn.execute("UPDATE causa.meta SET classify_since = now() - interval '1 day'")
+    dead_letter(conn, ["W000000"])
     rt.store.record_event("training", {"decision": "keep", "reason": "not better by 0.01"})
     rt.store.record_event("drift", {"verdict": "ok", "psi": 0.05})
 
+    # when causa status runs
     result = CliRunner().invoke(app, ["status", "--json"])
 
+    # then it reports each of them
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["backlog"] == 6 and report["failed"] == 1

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from shared.contract import Status
 from shared.settings import ConfigError, Settings
 from shared.store import FunctionStore, Result, SupabaseStore, make_store
-from tests.helpers import demo_rows, insert
+from tests.helpers import caller, demo_rows, insert
 from tests.postgrest import PostgREST
 
 
@@ -69,31 +69,39 @@ def results(claimed: list[Any], cause: str = "Red") -> list[Result]:
 def test_claim_apply_is_idempotent(adapter: Any, conn: psycopg.Connection[Any]) -> None:
     store, _ = adapter
     insert(conn, demo_rows(5))
-    claimed = store.claim("w", 3)
+    claimed = store.claim(caller("w"), 3)
     assert len(claimed) == 3 and all(c.attempts == 1 for c in claimed)
-    assert store.apply(results(claimed)) == {"applied": 3, "stale": 0}
-    assert store.apply(results(claimed)) == {"applied": 0, "stale": 3}
-    assert store.pending_count() == {"pending": 2, "retry": 0, "claimed": 0}
-    assert store.status_counts() == {"classified": 3, "pending": 2}
+    assert store.apply(caller(), results(claimed)) == {"applied": 3, "stale": 0}
+    assert store.apply(caller(), results(claimed)) == {"applied": 0, "stale": 3}
+    assert store.pending_count() == {"pending": 2, "retry": 0, "claimed": 0, "estimated": False}
+    assert store.status_counts() == {
+        "pending": 2,
+        "claimed": 0,
+        "classified": 3,
+        "needs_review": 0,
+        "failed": 0,
+        "labelled": 0,
+        "estimated": [],
+    }
 
 
 def test_lease_expiry_and_reclaim(adapter: Any, conn: psycopg.Connection[Any]) -> None:
     store, _ = adapter
     insert(conn, demo_rows(3))
     store.settings = store.settings.model_copy(update={"lease_seconds": 0})
-    first = store.claim("w", 3)
-    again = store.claim("w", 3)
+    first = store.claim(caller("w"), 3)
+    again = store.claim(caller("w"), 3)
     assert len(first) == 3 and len(again) == 1 and again[0].attempts == 2
     # the reclaimed ticket's old token is stale; the two nobody took are still this claim's
-    assert store.apply(results(first)) == {"applied": 2, "stale": 1}
+    assert store.apply(caller(), results(first)) == {"applied": 2, "stale": 1}
 
 
 def test_human_label_wins(adapter: Any, conn: psycopg.Connection[Any]) -> None:
     store, _ = adapter
     insert(conn, demo_rows(1))
-    claimed = store.claim("w", 1)
+    claimed = store.claim(caller("w"), 1)
     conn.execute("UPDATE tickets SET causa = 'Accesos'")
-    assert store.apply(results(claimed)) == {"applied": 0, "stale": 1}
+    assert store.apply(caller(), results(claimed)) == {"applied": 0, "stale": 1}
     assert [r.cause for r in store.labelled()] == ["Accesos"]
 
 
@@ -105,9 +113,9 @@ def test_dead_letter(adapter: Any, conn: psycopg.Connection[Any]) -> None:
     for expected in ({"retrying": 1, "failed": 0, "stale": 0},) * 2 + (
         {"retrying": 0, "failed": 1, "stale": 0},
     ):
-        c = store.claim("w", 1)[0]
-        assert store.fail([Failure(c.number, c.claim_token, "boom")]) == expected
-    assert store.claim("w", 1) == []
+        c = store.claim(caller("w"), 1)[0]
+        assert store.fail(caller(), [Failure(c.number, c.claim_token, "boom")]) == expected
+    assert store.claim(caller("w"), 1) == []
 
 
 def test_supabase_retries_5xx_and_fails_4xx_at_once_without_leaking_the_key(
@@ -121,7 +129,7 @@ def test_supabase_retries_5xx_and_fails_4xx_at_once_without_leaking_the_key(
         store = rest_store(settings, server)
         server.fail_next = [503, 502]
         with structlog.testing.capture_logs() as logs:
-            assert len(store.claim("w", 2)) == 2
+            assert len(store.claim(caller("w"), 2)) == 2
         assert [e["attempt"] for e in logs if e["event"] == "retrying"] == [1, 2]
         server.fail_next = [400]
         calls = len(server.calls)

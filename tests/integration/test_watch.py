@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from flows.watch import DEAD_LETTER_MARK, watch
-from tests.helpers import demo_rows, insert
+from tests.helpers import dead_letter, demo_rows, insert
 from tests.webhook import Receiver
 
 
@@ -25,13 +25,16 @@ def receiver(monkeypatch: Any) -> Iterator[Receiver]:
 def test_a_stalled_backlog_raises_the_alarm_once_per_period(
     receiver: Receiver, rt: Any, conn: psycopg.Connection[Any]
 ) -> None:
+    # given 3 tickets queued two hours ago, and a stall alarm after one hour
     insert(conn, demo_rows(3))
-    conn.execute("UPDATE tickets SET received_at = now() - interval '2 hours'")
+    conn.execute("UPDATE causa.work SET received_at = now() - interval '2 hours'")
     settings = rt.settings.model_copy(update={"stall_after": 3600})
 
+    # when the watch runs twice
     first = watch(rt.store, rt.notifier, rt.redis, settings)
     watch(rt.store, rt.notifier, rt.redis, settings)
 
+    # then the backlog is stalled and the alarm goes out once
     assert first["stalled"] and first["oldest_pending_s"] > 7000
     [alarm] = receiver.titled("backlog stalled")
     assert "120 min" in alarm["title"]
@@ -40,7 +43,9 @@ def test_a_stalled_backlog_raises_the_alarm_once_per_period(
 def test_no_alarm_while_the_backlog_is_fresh(
     receiver: Receiver, rt: Any, conn: psycopg.Connection[Any]
 ) -> None:
+    # given 3 tickets queued just now
     insert(conn, demo_rows(3))
+    # when the watch runs, then it raises no alarm
     assert not watch(rt.store, rt.notifier, rt.redis, rt.settings)["stalled"]
     assert receiver.bodies == []
 
@@ -50,10 +55,7 @@ def test_dead_letters_arrive_as_one_digest_per_period(
 ) -> None:
     # given a watch that last reported an hour ago, and 30 tickets dead-lettered since
     insert(conn, demo_rows(30))
-    conn.execute(
-        "UPDATE tickets SET classification_status = 'failed', classified_at = now(),"
-        " last_error = 'prediction failed: boom'"
-    )
+    dead_letter(conn, [n for n, _, _ in demo_rows(30)], error="prediction failed: boom")
     start = datetime.now(UTC)
     rt.redis.set(DEAD_LETTER_MARK, (start - timedelta(hours=1)).isoformat())
     settings = rt.settings.model_copy(update={"notify_every": 600})
@@ -61,10 +63,7 @@ def test_dead_letters_arrive_as_one_digest_per_period(
     # when the watch runs, then again a minute later with 5 more failures
     first = watch(rt.store, rt.notifier, rt.redis, settings, now=start)
     insert(conn, demo_rows(5, prefix="N"))
-    conn.execute(
-        "UPDATE tickets SET classification_status = 'failed', classified_at = now()"
-        " WHERE number LIKE 'N%'"
-    )
+    dead_letter(conn, [n for n, _, _ in demo_rows(5, prefix="N")])
     second = watch(rt.store, rt.notifier, rt.redis, settings, now=start + timedelta(minutes=1))
     # and once the period is over
     third = watch(rt.store, rt.notifier, rt.redis, settings, now=start + timedelta(minutes=11))
