@@ -10,7 +10,7 @@ import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -186,15 +186,24 @@ def running(
         processes.stop(list(procs.values()))
 
 
-def emit(rows: list[tuple[str, str]], title: str, summary: dict[str, Any], as_json: bool) -> None:
+def emit(
+    rows: Sequence[Sequence[str]],
+    title: str,
+    summary: dict[str, Any],
+    as_json: bool,
+    columns: Sequence[str] = ("measure", "value"),
+) -> None:
+    """A table of `rows` (a measure, then one cell per further column), then with `as_json`
+    the summary as one JSON line."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for k, v in rows:
-        table.add_row(k, v)
+    table.add_column(columns[0])
+    for column in columns[1:]:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
     if as_json:
         print(json.dumps(summary))

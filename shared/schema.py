@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import psycopg

@@ -6,7 +6,9 @@ and bring it back without touching the server the rest of the suite uses.
 only). `cut()` closes every open connection and refuses new ones (the listening socket is
 closed: a server that is down) or, with `blackhole=True`, accepts them and never answers (a
 network partition: the client's connect timeout decides). `restore()` forwards again, on
-the same port.
+the same port. `drop_next_reply()` drops the connection that carries the server's next
+reply instead of forwarding it: the server did the work, the client never hears of it (a
+lost reply).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class Proxy:
         self._open: set[socket.socket] = set()  # both ends of every forwarded connection
         self._held: list[socket.socket] = []  # blackholed clients
         self._blackhole = False
+        self._drop_reply = threading.Event()
+        self.dropped = 0  # replies dropped by drop_next_reply()
         self._lock = threading.Lock()
 
     def __enter__(self) -> Proxy:
@@ -97,7 +101,7 @@ class Proxy:
         with self._lock:
             self.accepted += 1
             self._open |= {client, server}
-        pump = threading.Thread(target=self._pump, args=(server, client), daemon=True)
+        pump = threading.Thread(target=self._pump, args=(server, client, True), daemon=True)
         pump.start()
         self._pump(client, server)
         pump.join()
@@ -106,10 +110,13 @@ class Proxy:
         client.close()
         server.close()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, replies: bool = False) -> None:
         try:
             while data := source.recv(CHUNK):
+                if replies and self._drop_reply.is_set():
+                    self._drop_reply.clear()
+                    self.dropped += 1
+                    break
                 sink.sendall(data)
         except OSError:
             pass
@@ -117,6 +124,10 @@ class Proxy:
         for s in (source, sink):
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
+
+    def drop_next_reply(self) -> None:
+        """Drop the connection that carries the server's next reply, and the reply with it."""
+        self._drop_reply.set()
 
     def cut(self, blackhole: bool = False) -> None:
         """Drop every connection; refuse (or, with `blackhole`, swallow) new ones."""

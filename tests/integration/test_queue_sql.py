@@ -363,7 +363,7 @@ def test_a_second_table_is_refused_and_the_first_keeps_working(
     )
     other = settings.model_copy(update={"table": "other_tickets"})
     # when someone migrates the second table
-    with pytest.raises(ConfigError, match="installed for table tickets.*not other_tickets"):
+    with pytest.raises(ConfigError, match=r"installed for table tickets.*not other_tickets"):
         schema.migrate(conn, other)
     # then the second table is untouched and the first still queues and classifies
     assert conn.execute(

@@ -83,3 +83,20 @@ def test_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None
         assert leaked not in err
     lines = [json.loads(line) for line in err.splitlines()]
     assert lines[0]["url"] == "postgresql://app:***@db.example.com:5432/x"
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (errors.AdminShutdown(), True),  # 57P01: the server is going down
+        (errors.DeadlockDetected(), True),  # 40P01: the same call wins a moment later
+        (errors.TooManyConnections(), True),  # 53300
+        (errors.ProgramLimitExceeded(), False),  # 54000: a value too large, every time
+        (errors.StringDataRightTruncation(), False),  # 22001: the data is wrong
+        (errors.UndefinedFunction(), False),  # 42883: causa is not installed
+        (psycopg.OperationalError("connection lost"), True),  # no answer from the server
+    ],
+)
+def test_only_connectivity_errors_are_transient(error: Exception, transient: bool) -> None:
+    # a statement that fails on its data fails again: retrying it would jam the queue
+    assert retry.is_transient(error) is transient

@@ -48,18 +48,34 @@ def migrate(
         bool, typer.Option("--print", help="Write the SQL, apply nothing.")
     ] = False,
     uninstall: Annotated[
-        bool, typer.Option(help="Remove every column, function, trigger and index causa added.")
+        bool,
+        typer.Option(help="Remove exactly what causa created (its schema, triggers, columns)."),
+    ] = False,
+    drop_legacy: Annotated[
+        bool,
+        typer.Option(
+            help="After an upgrade from causa 0.x, drop the queue columns it left on the table"
+            " (attempts, claimed_by, claim_token, claimed_until, last_error, received_at)."
+        ),
     ] = False,
 ) -> None:
-    """Add causa's columns, indexes, triggers and queue functions to the ticket table
-    (--uninstall: remove them again, and nothing else)."""
+    """Install or upgrade causa in the database: its schema `causa` (queue, decisions),
+    small triggers and the causa_ result columns on the ticket table, the queue functions.
+    Each versioned step is applied once; running it again is harmless (--uninstall: remove
+    what causa created, and nothing else)."""
     s = settings()
     if print_sql:
         sys.stdout.write(schema.render(s, "uninstall.sql" if uninstall else "schema.sql"))
         return
     with psycopg.connect(s.require_database_url(), autocommit=True) as conn:
-        schema.migrate(conn, s, uninstall=uninstall)
-    console.print(f"{'removed causa from' if uninstall else 'migrated'} table {s.table}")
+        applied = schema.migrate(conn, s, uninstall=uninstall, drop_legacy=drop_legacy)
+    if uninstall:
+        console.print(f"removed causa from table {s.table}")
+        return
+    steps = ", ".join(map(str, applied)) or "none (up to date)"
+    console.print(f"migrated table {s.table}: steps applied {steps}")
+    if drop_legacy:
+        console.print("dropped the queue columns causa 0.x left on the table")
 
 
 def worker(
