@@ -18,7 +18,6 @@ claim's p50 at most 2x the small backlog's, tickets/s at least 0.8x).
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import time
@@ -138,7 +137,6 @@ def measure(
     fill_s = fill(conn, rows)
     times = claim_times(conn, settings, claims)
     q = statistics.quantiles(times, n=100, method="inclusive")
-    load = os.getloadavg()[0]
     rate = throughput(conn, settings, env, home / "bench-logs-scale")
     return {
         "rows": rows,
@@ -146,7 +144,6 @@ def measure(
         "claim_p50_ms": round(q[49], 1),
         "claim_p99_ms": round(q[98], 1),
         "tickets_per_s": round(rate, 1),
-        "load_average": round(load, 2),
         "function_ms": {k: round(v, 2) for k, v in function_costs(conn).items()},
     }
 
@@ -180,7 +177,6 @@ def main() -> None:
         row(f"claim of {BATCH:,} p50", "claim_p50_ms", "ms", "≤ 2x"),
         row(f"claim of {BATCH:,} p99", "claim_p99_ms", "ms"),
         row(f"tickets/s ({FIRST:,}th to {LAST:,}th decided)", "tickets_per_s", "", "≥ 0.8x"),
-        ["load average at the run", f"{small['load_average']}", f"{large['load_average']}", "", ""],
     ]
     for name in STATUS_FUNCTIONS:
         a, b = small["function_ms"][name], large["function_ms"][name]

@@ -384,3 +384,21 @@ def test_a_number_column_that_is_not_unique_is_refused(database_url: str, settin
         with pytest.raises(ConfigError, match="column number of table tickets is not unique"):
             schema.migrate(c, settings)
         assert c.execute("SELECT to_regnamespace('causa')").fetchone() == (None,)
+
+
+def test_counts_above_the_cap_are_the_planners_estimates_and_say_so(conn: Any) -> None:
+    # given more pending tickets than the cap of a count
+    insert(conn, demo_rows(50))
+    conn.execute("ANALYZE causa.work")
+    # when they are counted with a cap of 10; then the count is an estimate, marked as such
+    pending = conn.execute("SELECT causa_pending_count(NULL, 10)").fetchone()[0]
+    assert pending["estimated"] is True and pending["pending"] >= 10
+    counts = conn.execute("SELECT causa_status_counts(10)").fetchone()[0]
+    assert counts["estimated"] == ["pending"] and counts["pending"] >= 10
+    # and below the cap the counts are exact
+    assert conn.execute("SELECT causa_pending_count(NULL, 100)").fetchone()[0] == {
+        "pending": 50,
+        "retry": 0,
+        "claimed": 0,
+        "estimated": False,
+    }
