@@ -170,11 +170,14 @@ def is_pooled(url: str) -> bool:
     return urlsplit(url).port == POOLER_PORT
 
 
-def function_call(function: str, args: dict[str, Any]) -> tuple[sql.Composed, list[Any]]:
-    """`SELECT function(name => %s, ...)` and its values, lists and dicts as jsonb: a call
-    with named arguments, the way PostgREST makes it."""
+def function_call(
+    function: str, args: dict[str, Any], schema: str = "public"
+) -> tuple[sql.Composed, list[Any]]:
+    """`SELECT schema.function(name => %s, ...)` and its values, lists and dicts as jsonb: a
+    call with named arguments, the way PostgREST makes it (causa's entry points are in
+    `public`, the schema PostgREST exposes)."""
     query = sql.SQL("SELECT {}({})").format(
-        sql.Identifier(function),
+        sql.Identifier(schema, function),
         sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args),
     )
     return query, [Jsonb(v) if isinstance(v, list | dict) else v for v in args.values()]

@@ -2,7 +2,8 @@
 
 There is no PostgREST on these machines. This server speaks the part of its wire format that
 causa uses — `POST /rest/v1/rpc/{function}` with a JSON object of named arguments, the
-`apikey` and `Authorization: Bearer` headers, a JSON response; errors as PostgREST's JSON
+`apikey` and `Authorization: Bearer` headers, only the exposed schema `public` (another one
+named by `Content-Profile` is refused with PGRST106), a JSON response; errors as PostgREST's JSON
 `{code, message, details, hint}` with the SQLSTATE as code — and runs the call on the real
 test PostgreSQL. It does not cover: JWT verification or roles (it compares the key), tables,
 filters, GET/HEAD calls, Prefer headers, or connection pooling. Faults can be injected: the
@@ -21,6 +22,7 @@ import psycopg
 from shared.store import function_call
 
 PREFIX = "/rest/v1/rpc/"
+EXPOSED = ("public",)
 
 
 class PostgREST:
@@ -80,6 +82,20 @@ class PostgREST:
             )
         function = h.path[len(PREFIX) :]
         self.calls.append(function)
+        # PostgREST serves only the schemas it exposes (`public` here, as on Supabase by
+        # default); Content-Profile picks one of them, any other is refused.
+        schema = h.headers.get("Content-Profile", EXPOSED[0])
+        if schema not in EXPOSED:
+            return self.reply(
+                h,
+                406,
+                {
+                    "code": "PGRST106",
+                    "message": f"The schema must be one of the following: {', '.join(EXPOSED)}",
+                    "details": None,
+                    "hint": None,
+                },
+            )
         if self.fail_next:
             status = self.fail_next.pop(0)
             return self.reply(
@@ -87,7 +103,7 @@ class PostgREST:
                 status,
                 {"code": str(status), "message": "injected", "details": None, "hint": None},
             )
-        query, values = function_call(function, args)
+        query, values = function_call(function, args, schema)
         try:
             with psycopg.connect(self.database_url, autocommit=True) as conn:
                 row = conn.execute(query, values).fetchone()

@@ -504,7 +504,7 @@ CREATE OR REPLACE TRIGGER causa_on_label
 -- array), only tickets received since p_since, or since the cut-off when NULL. A work item
 -- whose ticket was deleted is dropped. Texts are cut to p_max_chars characters. Returns a
 -- JSON array of {number, text, attempts, claim_token}.
-CREATE OR REPLACE FUNCTION causa_claim(
+CREATE OR REPLACE FUNCTION public.causa_claim(
     p_worker text,
     p_batch integer,
     p_lease_seconds integer,
@@ -595,7 +595,7 @@ END $$;
 -- replayed write changes nothing and is counted as stale; a repeated call with the same
 -- p_request_id returns the first one's reply. 'classified' writes the cause (unless p_mode
 -- = 'suggest'). Returns {applied, stale}.
-CREATE OR REPLACE FUNCTION causa_apply(
+CREATE OR REPLACE FUNCTION public.causa_apply(
     p_results jsonb,
     p_mode text DEFAULT 'apply',
     p_request_id text DEFAULT NULL,
@@ -617,8 +617,10 @@ BEGIN
                x - 'claim_token' AS x
           FROM jsonb_array_elements(p_results) AS x
          WHERE x->>'status' IN ('classified', 'needs_review')
+    ), present AS (  -- a ticket deleted meanwhile is a stale write (the claim drops its item)
+        SELECT r.* FROM r JOIN "tickets" AS t ON t."number" = r.number
     ), won AS (
-        DELETE FROM causa.work AS w USING r
+        DELETE FROM causa.work AS w USING present AS r
          WHERE w.number = r.number AND w.claim_token = r.token
         RETURNING r.x || jsonb_build_object('received_at', w.received_at) AS x
     )
@@ -637,7 +639,7 @@ END $$;
 -- queue (retried alone), or to the dead letter (a 'failed' decision) once its attempts
 -- reach p_max_attempts. A repeated call with the same p_request_id returns the first one's
 -- reply. Returns {retrying, failed, stale}.
-CREATE OR REPLACE FUNCTION causa_fail(
+CREATE OR REPLACE FUNCTION public.causa_fail(
     p_failures jsonb,
     p_max_attempts integer DEFAULT 3,
     p_request_id text DEFAULT NULL,
@@ -699,7 +701,7 @@ END $$;
 -- received since p_since, or since the cut-off when NULL. Each count stops at p_cap (it
 -- runs every poll: its cost is bounded, and beat needs no more to fill the queue); a count
 -- that reached it is the planner's estimate and `estimated` says so.
-CREATE OR REPLACE FUNCTION causa_pending_count(
+CREATE OR REPLACE FUNCTION public.causa_pending_count(
     p_since timestamptz DEFAULT NULL,
     p_cap integer DEFAULT 10000
 ) RETURNS jsonb
@@ -736,7 +738,7 @@ END $$;
 -- Tickets by status, for `causa status`: queued (pending, claimed) from the work items, the
 -- rest from each ticket's latest decision (labels counted since causa was installed). A
 -- count above p_cap is the planner's estimate, listed under `estimated`.
-CREATE OR REPLACE FUNCTION causa_status_counts(p_cap integer DEFAULT 10000) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.causa_status_counts(p_cap integer DEFAULT 10000) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     v_counts jsonb;
@@ -744,7 +746,7 @@ DECLARE
     v_n bigint;
     v_estimated jsonb := '[]'::jsonb;
 BEGIN
-    v_counts := causa_pending_count(NULL, p_cap);
+    v_counts := public.causa_pending_count(NULL, p_cap);
     IF (v_counts->>'estimated')::boolean THEN
         v_estimated := '["pending"]'::jsonb;
     END IF;
@@ -768,7 +770,7 @@ END $$;
 -- Labelled tickets for training, by keyset on the ticket number (p_after: the last number of
 -- the previous page): causes people set, never the model's guesses (a cause the model wrote
 -- is one whose latest decision is the model's 'classified').
-CREATE OR REPLACE FUNCTION causa_labelled(p_after text DEFAULT NULL, p_limit integer DEFAULT 10000)
+CREATE OR REPLACE FUNCTION public.causa_labelled(p_after text DEFAULT NULL, p_limit integer DEFAULT 10000)
 RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(jsonb_agg(jsonb_build_object('number', l.number::text, 'text', l.text,
@@ -791,7 +793,7 @@ $$;
 -- queued), among p_statuses (a JSON array), only p_numbers when given, only those decided
 -- by p_model_version when given. A cause the model wrote is cleared (one write of the row),
 -- attempts start again. Running it twice requeues nothing more. Returns {requeued}.
-CREATE OR REPLACE FUNCTION causa_requeue(
+CREATE OR REPLACE FUNCTION public.causa_requeue(
     p_statuses jsonb,
     p_numbers jsonb DEFAULT NULL,
     p_model_version text DEFAULT NULL
@@ -840,7 +842,7 @@ END $$;
 -- number first; with p_since only the first kind received since then. At most p_limit.
 -- Without p_apply they are only counted; with it they are queued with a received time now
 -- (nothing is enqueued: beat's poll finds them). Returns {tickets, cutoff}.
-CREATE OR REPLACE FUNCTION causa_backfill(
+CREATE OR REPLACE FUNCTION public.causa_backfill(
     p_apply boolean DEFAULT false,
     p_since timestamptz DEFAULT NULL,
     p_limit integer DEFAULT NULL,
@@ -897,7 +899,7 @@ END $$;
 -- queued ticket (the alarm that catches every stall), decisions in the last p_window
 -- seconds, and the tickets dead-lettered since p_failed_since (default: the window), with a
 -- few examples. Each part reads an index range: its cost is the work, not the table.
-CREATE OR REPLACE FUNCTION causa_activity(
+CREATE OR REPLACE FUNCTION public.causa_activity(
     p_window integer DEFAULT 300,
     p_failed_since timestamptz DEFAULT NULL
 ) RETURNS jsonb
@@ -932,7 +934,7 @@ $$;
 
 -- The model's recent decisions, newest first, for the drift report: text, predicted cause,
 -- confidence, status and model of tickets decided since p_since.
-CREATE OR REPLACE FUNCTION causa_recent(p_since timestamptz, p_limit integer DEFAULT 10000)
+CREATE OR REPLACE FUNCTION public.causa_recent(p_since timestamptz, p_limit integer DEFAULT 10000)
 RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb)
@@ -944,7 +946,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 
-CREATE OR REPLACE FUNCTION causa_record_event(p_kind text, p_payload jsonb)
+CREATE OR REPLACE FUNCTION public.causa_record_event(p_kind text, p_payload jsonb)
 RETURNS jsonb
 LANGUAGE sql AS $$
     INSERT INTO causa.events (kind, payload) VALUES (p_kind, p_payload)
@@ -952,7 +954,7 @@ LANGUAGE sql AS $$
 $$;
 
 -- The newest event of each kind: {kind: {at, payload}}.
-CREATE OR REPLACE FUNCTION causa_latest_events() RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.causa_latest_events() RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(jsonb_object_agg(e.kind, jsonb_build_object('at', e.at, 'payload', e.payload)),
                     '{}'::jsonb)
@@ -965,7 +967,7 @@ $$;
 -- decisions older than p_decision_days, events older than p_event_days except the newest
 -- of each kind and the install records, replies to repeated calls older than a day.
 -- Returns {decisions, events, requests} deleted.
-CREATE OR REPLACE FUNCTION causa_retain(
+CREATE OR REPLACE FUNCTION public.causa_retain(
     p_decision_days integer DEFAULT 180,
     p_event_days integer DEFAULT 180,
     p_batch integer DEFAULT 5000
@@ -1008,19 +1010,19 @@ DECLARE
     r text;
 BEGIN
     FOREACH f IN ARRAY ARRAY[
-        'causa_claim(text, integer, integer, integer, jsonb, timestamptz, text, integer)',
-        'causa_apply(jsonb, text, text, text, text)',
-        'causa_fail(jsonb, integer, text, text, text)',
-        'causa_pending_count(timestamptz, integer)',
-        'causa_status_counts(integer)',
-        'causa_labelled(text, integer)',
-        'causa_requeue(jsonb, jsonb, text)',
-        'causa_backfill(boolean, timestamptz, integer, timestamptz)',
-        'causa_activity(integer, timestamptz)',
-        'causa_recent(timestamptz, integer)',
-        'causa_record_event(text, jsonb)',
-        'causa_latest_events()',
-        'causa_retain(integer, integer, integer)'
+        'public.causa_claim(text, integer, integer, integer, jsonb, timestamptz, text, integer)',
+        'public.causa_apply(jsonb, text, text, text, text)',
+        'public.causa_fail(jsonb, integer, text, text, text)',
+        'public.causa_pending_count(timestamptz, integer)',
+        'public.causa_status_counts(integer)',
+        'public.causa_labelled(text, integer)',
+        'public.causa_requeue(jsonb, jsonb, text)',
+        'public.causa_backfill(boolean, timestamptz, integer, timestamptz)',
+        'public.causa_activity(integer, timestamptz)',
+        'public.causa_recent(timestamptz, integer)',
+        'public.causa_record_event(text, jsonb)',
+        'public.causa_latest_events()',
+        'public.causa_retain(integer, integer, integer)'
     ] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP

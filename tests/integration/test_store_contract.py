@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import httpx
 import structlog
 from pydantic import SecretStr
 
@@ -164,3 +165,18 @@ def test_an_anon_key_is_refused(settings: Settings) -> None:
     )
     with pytest.raises(ConfigError, match="service-role key"):
         make_store(s)
+
+
+def test_the_rest_stand_in_serves_only_the_exposed_schema(database_url: str) -> None:
+    # given the stand-in for PostgREST, which exposes `public` only, as Supabase does
+    headers = {"apikey": SERVICE_KEY, "Authorization": f"Bearer {SERVICE_KEY}"}
+    with PostgREST(database_url, SERVICE_KEY) as server:
+        url = f"{server.url}/rest/v1/rpc/expire"
+        # when a caller asks for one of causa's internal functions in its own schema
+        refused = httpx.post(
+            url, json={"p_max_attempts": 3}, headers=headers | {"Content-Profile": "causa"}
+        )
+        # then the schema is refused, and the name alone finds nothing in `public`
+        assert refused.status_code == 406 and refused.json()["code"] == "PGRST106"
+        missing = httpx.post(url, json={"p_max_attempts": 3}, headers=headers)
+        assert missing.status_code == 404 and missing.json()["code"] == "42883"

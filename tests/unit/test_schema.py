@@ -46,7 +46,7 @@ def test_schema_sql_is_cut_into_checks_versioned_steps_repeatable_and_online_par
         assert f"INSERT INTO causa.migrations (version, name) VALUES ({version}," in body
     # and the checks run first, the functions in the repeatable part, the index online
     assert "CREATE SCHEMA IF NOT EXISTS causa" in parts.checks
-    assert "CREATE OR REPLACE FUNCTION causa_claim(" in parts.repeatable
+    assert "CREATE OR REPLACE FUNCTION public.causa_claim(" in parts.repeatable
     assert schema.INDEX.findall(parts.online) == [
         ("causa_labelled_idx", '"tickets" ("number") WHERE "Causa" IS NOT NULL')
     ]
