@@ -10,9 +10,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
-import httpx
 import structlog
 from pydantic import SecretStr
 
