@@ -1,5 +1,5 @@
 """What an operator triggers (`causa admin ...`, Flower, the HTTP API later): each admin
-flow is idempotent, and `run` logs and records who asked in causa_events."""
+flow is idempotent, and `run` logs and records who asked in causa.events."""
 
 from __future__ import annotations
 

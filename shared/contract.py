@@ -10,7 +10,8 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
-    """A ticket's `classification_status`."""
+    """A ticket's state: queued (a work item in causa.work: pending, or claimed under a
+    lease), or its latest decision (causa.outcomes, and `causa_status` on its row)."""
 
     PENDING = "pending"  # waiting to be claimed
     CLAIMED = "claimed"  # a worker holds its lease
@@ -25,9 +26,10 @@ DECIDED = (Status.CLASSIFIED, Status.NEEDS_REVIEW)
 
 
 class Event(StrEnum):
-    """Kinds of rows in causa_events (the latest of each is in `causa status`)."""
+    """Kinds of rows in causa.events (the latest of each is in `causa status`)."""
 
     TRAINING = "training"
     ROLLBACK = "rollback"
     DRIFT = "drift"
     ADMIN = "admin"
+    INSTALL = "install"  # a migration applied versioned steps (retention keeps these)

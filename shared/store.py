@@ -104,7 +104,7 @@ class LabelStore(Protocol):
 
 
 class EventStore(Protocol):
-    """causa_events: what was decided (trainings, rollbacks, drift reports, admin actions)."""
+    """causa.events: what was decided (trainings, rollbacks, drift reports, admin actions)."""
 
     def record_event(self, kind: str, payload: dict[str, Any]) -> None: ...
 
