@@ -134,6 +134,26 @@ def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcom
     return Outcome(results, failures)
 
 
+def claim(
+    store: QueueStore, caller: Caller, limit: int, numbers: Sequence[str] | None
+) -> list[Claimed]:
+    """Claim up to `limit` tickets. A claim the database refuses for its data (its reply too
+    large: SQLSTATE 54000) committed nothing: it is tried again with half the batch, so the
+    queue keeps flowing instead of failing the same way on every poll."""
+    while True:
+        try:
+            return store.claim(caller, limit, numbers)
+        except Exception as exc:
+            if is_transient(exc) or limit == 1:
+                raise
+            log.warning(
+                "claim refused: trying half the batch",
+                limit=limit,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+            limit //= 2
+
+
 def classify_batch(
     store: QueueStore,
     models: ModelSource,
@@ -158,7 +178,7 @@ def classify_batch(
     # One request id for this batch's calls: a retried call (its reply was lost) gets the
     # first one's answer, and a lost claim reply strands nothing and burns no attempt.
     caller = Caller(worker, uuid.uuid4().hex, task)
-    claimed = store.claim(caller, limit, numbers)
+    claimed = claim(store, caller, limit, numbers)
     if not claimed:
         return {"claimed": 0, "model_version": model.version}
     # Hidden from logs and Sentry while in flight; kept on an error for the report up the stack.

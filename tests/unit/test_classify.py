@@ -132,6 +132,26 @@ def test_a_write_refused_for_good_is_recorded_on_each_ticket() -> None:
     assert all("permission denied for function causa_apply" in f.error for f in store.failed)
 
 
+def test_a_claim_refused_for_its_size_is_split_until_it_fits() -> None:
+    from psycopg import errors
+
+    class SizeLimitedStore(FakeStore):
+        """Refuses a claim of more than 2 tickets as PostgreSQL refuses a too-large reply."""
+
+        def claim(
+            self, caller: Caller, batch: int, numbers: Sequence[str] | None = None
+        ) -> list[Claimed]:
+            if batch > 2:
+                raise errors.ProgramLimitExceeded("total size of jsonb array elements exceeds")
+            return super().claim(caller, batch, numbers)
+
+    # given a batch of 10 whose reply would be too large
+    store = SizeLimitedStore([ticket(str(i), "la pantalla") for i in range(5)])
+    # when it is classified; then it was claimed in a batch that fits, and decided
+    summary = classify_batch(store, Models(FakeModel()), Settings(), worker="w", limit=10)
+    assert summary["claimed"] == 2 and len(store.applied) == 2 and len(store.pending) == 3
+
+
 def test_tasks_needed_covers_the_backlog_less_what_is_queued() -> None:
     assert tasks_needed(pending=0, retry=0, batch=1000, queued=0) == 0
     assert tasks_needed(pending=1, retry=0, batch=1000, queued=0) == 1
