@@ -48,7 +48,7 @@ SELECT 'S' || lpad(i::text, 8, '0'),
 """
 # One claim as a worker makes it; only its size comes back (the texts stay in the server).
 CLAIM = """
-SELECT jsonb_array_length(causa_claim(
+SELECT jsonb_array_length(public.causa_claim(
     p_worker => 'bench-scale', p_batch => %s, p_lease_seconds => %s, p_max_attempts => %s,
     p_request_id => %s, p_max_chars => %s))
 """
@@ -104,7 +104,7 @@ def function_costs(conn: psycopg.Connection[Any]) -> dict[str, float]:
         times = []
         for _ in range(CALLS):
             started = time.perf_counter()
-            conn.execute(f"SELECT {name}()").fetchone()
+            conn.execute(f"SELECT public.{name}()").fetchone()
             times.append((time.perf_counter() - started) * 1000)
         costs[name] = statistics.median(times)
     return costs

@@ -23,7 +23,11 @@ def gather(rt: Runtime) -> dict[str, Any]:
     events = store.latest_events()
     # Counts above a threshold are the planner's estimates (they stay cheap on a huge table).
     estimated = sorted(
-        {*statuses.get("estimated", []), *(["backlog"] if backlog.get("estimated") else [])}
+        {
+            *statuses.get("estimated", []),
+            *(["backlog"] if backlog.get("estimated") else []),
+            *(["classified_last_5_min"] if activity.get("decided_estimated") else []),
+        }
     )
     report: dict[str, Any] = {
         "table": rt.settings.table,

@@ -9,7 +9,7 @@ what is still ours.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -229,7 +229,7 @@ class FunctionStore:
         out: dict[str, int] = self._call(
             "causa_apply",
             {
-                "p_results": [asdict(r) for r in results],
+                "p_results": [vars(r) for r in results],  # no deep copy (asdict): 20 ms a batch
                 "p_mode": self.settings.mode,
                 **_who(caller, "apply"),
             },
@@ -242,7 +242,7 @@ class FunctionStore:
         out: dict[str, int] = self._call(
             "causa_fail",
             {
-                "p_failures": [asdict(f) for f in failures],
+                "p_failures": [vars(f) for f in failures],
                 "p_max_attempts": self.settings.max_attempts,
                 **_who(caller, "fail"),
             },

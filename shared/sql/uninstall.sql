@@ -31,7 +31,7 @@ DROP FUNCTION IF EXISTS public.causa_status_counts(integer);
 DROP FUNCTION IF EXISTS public.causa_labelled(text, integer);
 DROP FUNCTION IF EXISTS public.causa_requeue(jsonb, jsonb, text);
 DROP FUNCTION IF EXISTS public.causa_backfill(boolean, timestamptz, integer, timestamptz);
-DROP FUNCTION IF EXISTS public.causa_activity(integer, timestamptz);
+DROP FUNCTION IF EXISTS public.causa_activity(integer, timestamptz, integer);
 DROP FUNCTION IF EXISTS public.causa_recent(timestamptz, integer);
 DROP FUNCTION IF EXISTS public.causa_record_event(text, jsonb);
 DROP FUNCTION IF EXISTS public.causa_latest_events();

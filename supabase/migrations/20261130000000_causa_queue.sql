@@ -134,6 +134,8 @@ CREATE INDEX IF NOT EXISTS work_request_idx ON causa.work (request_id)
     WHERE request_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS decisions_at_idx ON causa.decisions (decided_at);
 CREATE INDEX IF NOT EXISTS decisions_number_idx ON causa.decisions (number);
+CREATE INDEX IF NOT EXISTS decisions_failed_idx ON causa.decisions (decided_at)
+    WHERE status = 'failed';
 CREATE INDEX IF NOT EXISTS outcomes_status_idx ON causa.outcomes (status, decided_at);
 -- What a repeated apply or fail returns (the reply of the first), kept a day.
 CREATE TABLE IF NOT EXISTS causa.requests (
@@ -520,6 +522,7 @@ DECLARE
     v_since timestamptz := coalesce(p_since, (SELECT classify_since FROM causa.meta), '-infinity');
     v_claimed jsonb;
     v_ctids tid[];
+    v_gone uuid[];
 BEGIN
     IF p_request_id IS NOT NULL THEN
         SELECT coalesce(jsonb_agg(jsonb_build_object(
@@ -568,10 +571,6 @@ BEGIN
         RETURN '[]'::jsonb;
     END IF;
 
-    DELETE FROM causa.work AS w
-     WHERE w.ctid = ANY(v_ctids)
-       AND NOT EXISTS (SELECT FROM "tickets" AS t WHERE t."number" = w.number);
-
     WITH claimed AS (
         UPDATE causa.work AS w
            SET attempts = w.attempts + 1, claimed_by = p_worker, claim_token = gen_random_uuid(),
@@ -582,9 +581,14 @@ BEGIN
     )
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'number', c.number::text, 'text', left(concat_ws(' ', t."short_description", t."description"), p_max_chars),
-               'attempts', c.attempts, 'claim_token', c.claim_token)), '[]'::jsonb)
-      INTO v_claimed
-      FROM claimed AS c JOIN "tickets" AS t ON t."number" = c.number;
+               'attempts', c.attempts, 'claim_token', c.claim_token))
+                   FILTER (WHERE t."number" IS NOT NULL), '[]'::jsonb),
+           array_agg(c.claim_token) FILTER (WHERE t."number" IS NULL)
+      INTO v_claimed, v_gone
+      FROM claimed AS c LEFT JOIN "tickets" AS t ON t."number" = c.number;
+    IF v_gone IS NOT NULL THEN  -- work items whose ticket was deleted: dropped, not returned
+        DELETE FROM causa.work WHERE claim_token = ANY(v_gone);
+    END IF;
     RETURN v_claimed;
 END $$;
 
@@ -897,20 +901,30 @@ END $$;
 
 -- What `causa status` and the watch task need beyond the counts: the age of the oldest
 -- queued ticket (the alarm that catches every stall), decisions in the last p_window
--- seconds, and the tickets dead-lettered since p_failed_since (default: the window), with a
--- few examples. Each part reads an index range: its cost is the work, not the table.
+-- seconds (counted up to p_cap, then the planner's estimate: `decided_estimated`), and the
+-- tickets dead-lettered since p_failed_since (default: the window), with a few examples.
+-- Each part reads an index range: its cost is the work, not the table.
 CREATE OR REPLACE FUNCTION public.causa_activity(
     p_window integer DEFAULT 300,
-    p_failed_since timestamptz DEFAULT NULL
+    p_failed_since timestamptz DEFAULT NULL,
+    p_cap integer DEFAULT 10000
 ) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    WITH failed AS (
-        SELECT d.number, d.error, d.decided_at FROM causa.decisions AS d
-         WHERE d.decided_at >= coalesce(p_failed_since,
-                                        clock_timestamp() - make_interval(secs => p_window))
-           AND d.status = 'failed'
-    )
-    SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_since timestamptz := clock_timestamp() - make_interval(secs => p_window);
+    v_failed_since timestamptz := coalesce(p_failed_since, v_since);
+    v_decided bigint;
+BEGIN
+    SELECT count(*) INTO v_decided
+      FROM (SELECT FROM causa.decisions
+             WHERE decided_at >= v_since AND status IN ('classified', 'needs_review')
+             LIMIT p_cap) AS d;
+    IF v_decided >= p_cap THEN
+        v_decided := greatest(p_cap, causa.estimate(format(
+            'SELECT FROM causa.decisions WHERE decided_at >= %L'
+            ' AND status IN (''classified'', ''needs_review'')', v_since)));
+    END IF;
+    RETURN jsonb_build_object(
         'oldest_pending_s',
             (SELECT extract(epoch FROM clock_timestamp() - min(m))::real
                FROM (SELECT min(received_at) AS m FROM causa.work
@@ -920,16 +934,18 @@ LANGUAGE sql STABLE AS $$
                       WHERE attempts > 0 AND claim_token IS NULL
                      UNION ALL
                      SELECT min(received_at) FROM causa.work WHERE claim_token IS NOT NULL) AS o),
-        'decided_recently',
+        'decided_recently', v_decided,
+        'decided_estimated', v_decided > p_cap,
+        'dead_lettered',
             (SELECT count(*) FROM causa.decisions
-              WHERE decided_at >= clock_timestamp() - make_interval(secs => p_window)
-                AND status IN ('classified', 'needs_review')),
-        'dead_lettered', (SELECT count(*) FROM failed),
+              WHERE status = 'failed' AND decided_at >= v_failed_since),
         'dead_letter_examples',
             (SELECT coalesce(jsonb_agg(jsonb_build_object('number', f.number::text,
                                                           'error', f.error)), '[]'::jsonb)
-               FROM (SELECT * FROM failed ORDER BY decided_at DESC LIMIT 5) AS f))
-$$;
+               FROM (SELECT number, error FROM causa.decisions
+                      WHERE status = 'failed' AND decided_at >= v_failed_since
+                      ORDER BY decided_at DESC LIMIT 5) AS f));
+END $$;
 
 
 -- The model's recent decisions, newest first, for the drift report: text, predicted cause,
@@ -1018,7 +1034,7 @@ BEGIN
         'public.causa_labelled(text, integer)',
         'public.causa_requeue(jsonb, jsonb, text)',
         'public.causa_backfill(boolean, timestamptz, integer, timestamptz)',
-        'public.causa_activity(integer, timestamptz)',
+        'public.causa_activity(integer, timestamptz, integer)',
         'public.causa_recent(timestamptz, integer)',
         'public.causa_record_event(text, jsonb)',
         'public.causa_latest_events()',

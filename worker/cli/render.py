@@ -86,7 +86,7 @@ def status_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("claimed (in flight)", str(report["claimed"])),
         ("needs review", count("needs_review")),
         ("failed (dead letter)", count("failed")),
-        ("classified, last 5 min", f"{report['classified_last_5_min']} ({report['rate_per_s']}/s)"),
+        ("classified, last 5 min", f"{count('classified_last_5_min')} ({report['rate_per_s']}/s)"),
         ("queued tasks", str(report["queued_tasks"])),
         (
             "model in service",
