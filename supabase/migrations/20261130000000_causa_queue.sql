@@ -36,6 +36,17 @@ CREATE TABLE IF NOT EXISTS causa.owned (
     PRIMARY KEY (kind, name)
 );
 
+-- Whether the ticket table is still migrated by causa 0.x (its queue columns and its
+-- functions or cut-off table are there): then step 2 upgrades it.
+CREATE OR REPLACE FUNCTION causa.from_0x() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = '"tickets"'::regclass
+                      AND attname = 'classification_status' AND NOT attisdropped)
+       AND (to_regclass('public.causa_meta') IS NOT NULL
+            OR to_regprocedure('public.causa_claim(text, integer, integer, integer, jsonb,'
+                               ' timestamptz)') IS NOT NULL)
+$$;
+
 -- One database serves one ticket table; the ticket number is the join key, so it must be
 -- unique; result columns causa did not create are refused by name.
 DO $$
@@ -66,8 +77,7 @@ BEGIN
             IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = '"tickets"'::regclass
                           AND attname = c AND NOT attisdropped)
                AND NOT EXISTS (SELECT FROM causa.owned WHERE kind = 'column' AND name = c)
-               AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = '"tickets"'::regclass
-                                  AND attname = 'classification_status' AND NOT attisdropped) THEN
+               AND NOT causa.from_0x() THEN  -- 0.x's causa_ columns: the upgrade adopts them
                 RAISE EXCEPTION 'column %.% exists and causa did not create it', 'tickets', c
                     USING HINT = 'rename or drop your column, or set CAUSA_RESULT_COLUMNS=false'
                                  ' (causa then writes only the cause)';
@@ -177,8 +187,7 @@ DO $$
 DECLARE
     c text;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = '"tickets"'::regclass
-                      AND attname = 'classification_status' AND NOT attisdropped) THEN
+    IF NOT causa.from_0x() THEN
         RETURN;
     END IF;
     IF to_regclass('public.causa_meta') IS NOT NULL THEN

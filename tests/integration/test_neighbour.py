@@ -20,7 +20,8 @@ from tests.helpers import caller, demo_rows, insert, statuses
 from tests.proxy import Proxy, through, upstream_of
 
 # The user's own table: an updated_at trigger (as Supabase's moddatetime), an audit trigger,
-# and columns named like causa 0.x's queue columns, which are theirs.
+# and columns named like causa 0.x's queue columns, which are theirs (no 0.x was installed:
+# its classification_status is not taken for 0.x's).
 USER_TABLE = """
 DROP TABLE IF EXISTS tickets, audit CASCADE;
 DROP SCHEMA IF EXISTS causa CASCADE;
@@ -33,6 +34,7 @@ CREATE TABLE tickets (
     received_at timestamptz,
     last_error text,
     model_version text,
+    classification_status text DEFAULT 'theirs',
     updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE TABLE audit (number text, op text, at timestamptz DEFAULT clock_timestamp());
@@ -109,7 +111,10 @@ def test_the_users_columns_survive_migrate_and_uninstall(
             " last_error, model_version) VALUES ('A', 'x', 'Red', 5, '2020-01-02', 'mine',"
             " 'theirs')"
         )
-        mine = "SELECT attempts, received_at::date::text, last_error, model_version FROM tickets"
+        mine = (
+            "SELECT attempts, received_at::date::text, last_error, model_version,"
+            " classification_status FROM tickets"
+        )
         before = c.execute(mine).fetchall()
         # when causa is installed, a ticket arrives, and causa is removed again
         schema.migrate(c, settings)
