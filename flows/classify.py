@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import structlog
+from billiard.exceptions import SoftTimeLimitExceeded
 
 from flows.runtime import Runtime
 from shared import logs
@@ -92,12 +93,16 @@ def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcom
     try:
         probabilities = model.predict_proba([texts[c.number] for c in todo])
         rows = list(zip(todo, probabilities, strict=True))
+    except SoftTimeLimitExceeded:
+        raise  # the task's time is up: no ticket's fault (the lease brings them back)
     except Exception:
         # One bad ticket must not take its batch-mates down: find it by predicting singly.
         rows = []
         for c in todo:
             try:
                 rows.append((c, model.predict_proba([texts[c.number]])[0]))
+            except SoftTimeLimitExceeded:
+                raise
             except Exception as exc:
                 log.warning(
                     "ticket failed",
@@ -186,6 +191,8 @@ def classify_batch(
     outcome = decide(claimed, model, settings.confidence_threshold)
     try:
         applied = store.apply(caller, outcome.results)
+    except SoftTimeLimitExceeded:
+        raise  # not the write's fault: the lease brings the tickets back
     except Exception as exc:
         if is_transient(exc):
             raise  # retried already; the lease brings the tickets back
@@ -243,15 +250,26 @@ def classify_pending(
     database is back)."""
     if rt.breaker.is_open():
         return {"claimed": 0, "skipped": "the database is unreachable"}
-    with guarded(rt.breaker):
-        return classify_batch(
-            rt.store,
-            rt.models,
-            rt.settings,
-            worker=rt.worker,
-            limit=limit or rt.settings.batch_size,
-            numbers=numbers,
+    try:
+        with guarded(rt.breaker):
+            return classify_batch(
+                rt.store,
+                rt.models,
+                rt.settings,
+                worker=rt.worker,
+                limit=limit or rt.settings.batch_size,
+                numbers=numbers,
+            )
+    except SoftTimeLimitExceeded:
+        # The task ends cleanly: its tickets stay claimed until their lease expires, then
+        # are claimed again (alone, each attempt counted). Counted as a timeout, not a failure.
+        logs.forget_ticket_texts()
+        log.warning(
+            "batch timed out: its tickets come back when their lease expires",
+            soft_time_limit_s=rt.settings.soft_time_limit,
+            hint="a slow model or database: raise CAUSA_TASK_TIME_LIMIT or lower the batch size",
         )
+        return {"claimed": None, "timed_out": True}
 
 
 def tasks_needed(pending: int, retry: int, batch: int, queued: int) -> int:

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows import admin
+from flows import admin, training
 from worker import names
 from worker.app import app
 
 
-@app.task(name=names.admin("retrain"))
+@app.task(
+    name=names.admin("retrain"),
+    time_limit=training.TRAINING_TIME_LIMIT_S,
+    soft_time_limit=training.TRAINING_SOFT_LIMIT_S,
+)
 def retrain(*, triggered_by: str = admin.UNKNOWN) -> dict[str, Any]:
     """Train now (skipped while another training runs)."""
     return admin.run(app.runtime, "retrain", triggered_by)

@@ -120,3 +120,39 @@ def test_store_reads_labelled_tickets_in_pages(
     labelled = list(store.labelled())
     store.close()
     assert [r.number for r in labelled] == [f"L{i:03d}" for i in range(1, 21)]
+
+
+def test_a_batch_that_runs_out_of_time_ends_cleanly_and_its_tickets_wait_for_their_lease(
+    conn: psycopg.Connection[Any], rt: Any
+) -> None:
+    from dataclasses import replace
+
+    from billiard.exceptions import SoftTimeLimitExceeded
+
+    from flows.classify import classify_pending
+
+    class OutOfTime:
+        """A served model whose prediction the task's soft time limit interrupts."""
+
+        version, classes = "slow", ("Red",)
+
+        @property
+        def thresholds(self) -> dict[str, float]:
+            return {}
+
+        def predict_proba(self, texts: list[str]) -> Any:
+            raise SoftTimeLimitExceeded()
+
+        def get(self) -> Any:
+            return self
+
+    # given 5 tickets and a model the soft time limit interrupts
+    insert(conn, demo_rows(5))
+    # when a batch runs; then it ends as a timeout, not an error, and no ticket failed
+    assert classify_pending(replace(rt, models=OutOfTime())) == {
+        "claimed": None,
+        "timed_out": True,
+    }
+    assert statuses(conn) == {"claimed": 5}
+    assert conn.execute("SELECT count(*) FROM causa.decisions").fetchone() == (0,)
+    assert not rt.breaker.is_open(), "a timeout says nothing about the database"

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pytest
 
 from flows.classify import classify_batch, decide, tasks_needed
 from shared.settings import Settings
@@ -160,3 +161,25 @@ def test_tasks_needed_covers_the_backlog_less_what_is_queued() -> None:
     assert tasks_needed(pending=2500, retry=0, batch=1000, queued=2) == 1
     assert tasks_needed(pending=10, retry=0, batch=1000, queued=5) == 0
     assert tasks_needed(pending=10**7, retry=0, batch=1, queued=0) == 500  # bounded per poll
+
+
+def test_the_soft_time_limit_is_no_tickets_fault() -> None:
+    from billiard.exceptions import SoftTimeLimitExceeded
+
+    class SlowModel(FakeModel):
+        def predict_proba(self, texts: list[str]) -> np.ndarray:
+            raise SoftTimeLimitExceeded()
+
+    class SlowStore(FakeStore):
+        def apply(self, caller: Caller, results: Sequence[Result]) -> dict[str, int]:
+            raise SoftTimeLimitExceeded()
+
+    tickets = [ticket("1", "la pantalla"), ticket("2", "red caída")]
+    # when the time limit strikes while predicting; then it ends the batch, nobody fails
+    with pytest.raises(SoftTimeLimitExceeded):
+        decide(tickets, SlowModel(), 0.6)
+    # when it strikes while writing; then no ticket is sent to the dead letter path
+    store = SlowStore(list(tickets))
+    with pytest.raises(SoftTimeLimitExceeded):
+        classify_batch(store, Models(FakeModel()), Settings(), worker="w", limit=10)
+    assert store.failed == []

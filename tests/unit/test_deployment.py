@@ -193,3 +193,17 @@ def test_the_image_copies_every_package_causa_installs() -> None:
     assert packages, "the packages were found"
     for package in packages:
         assert f"COPY {package} {package}" in dockerfile, f"the image lacks {package}/"
+
+
+def test_a_retrain_asked_for_by_an_operator_gets_the_training_time_limits() -> None:
+    # the scheduled retrain and the admin one (Flower, `causa admin retrain --enqueue`) run
+    # the same training: neither may be cut by the classify tasks' 120 s
+    import tasks.admin
+    import tasks.training
+    from flows.training import TRAINING_SOFT_LIMIT_S, TRAINING_TIME_LIMIT_S
+
+    for task in (tasks.training.retrain, tasks.admin.retrain):
+        assert (task.time_limit, task.soft_time_limit) == (
+            TRAINING_TIME_LIMIT_S,
+            TRAINING_SOFT_LIMIT_S,
+        ), task.name
