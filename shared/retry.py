@@ -36,12 +36,15 @@ TRANSIENT = (
 
 
 # Through PostgREST, the database's error arrives as its SQLSTATE in `code`; an HTTP error
-# without a PostgREST body arrives as the status code.
+# without a PostgREST body arrives as the status code; PostgREST's own PGRST000-PGRST003 say
+# it cannot reach the database or has no connection free (HTTP 503/504).
 # Among SQLSTATEs: connection exceptions (08), serialization failures and deadlocks, too many
 # connections, the server shutting down, a statement or lock timeout. Any other SQLSTATE is
 # about the statement or its data (54000: a value too large, 22...: invalid data): the same
 # call fails again, so it is not transient.
-TRANSIENT_CODES = re.compile(r"^(5\d\d|429|408|08\w\w\w|40001|40P01|53300|57P0[123]|57014|55P03)$")
+TRANSIENT_CODES = re.compile(
+    r"^(5\d\d|429|408|08\w\w\w|40001|40P01|53300|57P0[123]|57014|55P03|PGRST00[0-3])$"
+)
 
 
 # A server's Retry-After is honoured up to this long; beyond it the policy's own delays apply.

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import httpx
 from postgrest.exceptions import APIError
 from psycopg import errors, sql
 from psycopg.rows import TupleRow
@@ -412,7 +413,13 @@ class SupabaseStore(FunctionStore):
 
             # causa's retry policy is the only one: the client's own (GET only) is off.
             client = create_client(
-                self._url, self._key, options=ClientOptions(postgrest_client_retry=False)
+                self._url,
+                self._key,
+                options=ClientOptions(
+                    postgrest_client_retry=False,
+                    # a Timeout object: a number is cut to whole seconds by postgrest
+                    postgrest_client_timeout=httpx.Timeout(self.settings.rest_timeout),
+                ),
             )
             client.postgrest.session.event_hooks["response"].append(retry.raise_on_rate_limit)
             self._client = client

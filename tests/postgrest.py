@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -30,6 +31,7 @@ class PostgREST:
         self.database_url, self.key = database_url, key
         self.calls: list[str] = []
         self.fail_next: list[int] = []  # HTTP statuses to answer before running calls again
+        self.hang_next = 0.0  # seconds the next call waits before it is answered (a hang)
         self.retry_after = "1"  # the Retry-After header sent with an injected 429
         server = self
 
@@ -96,6 +98,9 @@ class PostgREST:
                     "hint": None,
                 },
             )
+        if self.hang_next:
+            hang, self.hang_next = self.hang_next, 0.0
+            time.sleep(hang)  # a server that does not answer: the client's timeout decides
         if self.fail_next:
             status = self.fail_next.pop(0)
             return self.reply(

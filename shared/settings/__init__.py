@@ -91,7 +91,9 @@ class Settings(
         )
 
     def require_supabase(self) -> tuple[str, str]:
-        """SUPABASE_URL and a service-role key; an anon key is refused."""
+        """SUPABASE_URL and a key that may call causa's functions: the service-role JWT or a
+        secret key (sb_secret_...). Any other key is refused: PostgREST would run causa's calls
+        as a role that has no right to them."""
         if not self.supabase_url or self.supabase_key is None:
             raise ConfigError(
                 "no database: set DATABASE_URL (a PostgreSQL URL), or SUPABASE_URL with"
@@ -99,12 +101,19 @@ class Settings(
             )
         key = self.supabase_key.get_secret_value()
         role = jwt_role(key)
-        if role == "anon":
-            raise ConfigError(
-                "SUPABASE_SERVICE_ROLE_KEY holds the anon key: causa needs the service-role key"
-                " (Supabase dashboard, Project Settings, API keys)"
-            )
-        return self.supabase_url, key
+        if key.startswith(SECRET_KEY_PREFIX) or role == "service_role":
+            return self.supabase_url, key
+        if key.startswith(PUBLISHABLE_KEY_PREFIX):
+            given = "a publishable key"
+        elif role:
+            given = f"a JWT of role {role!r}"
+        else:
+            given = "no Supabase API key"
+        raise ConfigError(
+            f"SUPABASE_SERVICE_ROLE_KEY holds {given}: causa needs the service-role key (a JWT"
+            f" of role service_role) or a secret key ({SECRET_KEY_PREFIX}...), from the Supabase"
+            " dashboard: Project Settings, API keys"
+        )
 
     def require_redis_url(self) -> str:
         if self.redis_url is not None:
@@ -113,6 +122,12 @@ class Settings(
             "no broker: set REDIS_URL (e.g. redis://localhost:6379/0),"
             " or run `causa up` to start the embedded services"
         )
+
+
+# Supabase's API keys of the new kind: secret keys act as the service role, publishable keys
+# as anon (and are meant for browsers).
+SECRET_KEY_PREFIX = "sb_secret_"  # noqa: S105 (a prefix, not a secret)
+PUBLISHABLE_KEY_PREFIX = "sb_publishable_"
 
 
 def jwt_role(token: str) -> str | None:

@@ -31,6 +31,9 @@ class Connections(BaseModel):
     )
     sentry_dsn: SecretStr | None = Field(None, validation_alias="SENTRY_DSN")
     mlflow_tracking_uri: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
+    # A call to Supabase's REST API that has not answered in this many seconds has failed (a
+    # transient error: retried, and counted by the breaker), long before the task's limit.
+    rest_timeout: float = Field(10.0, gt=0)
     home: Path = Path(".causa")
     models_dir: Path = Path("models")
     # A directory every machine can read (NFS, a shared volume): promotions are published

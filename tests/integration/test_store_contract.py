@@ -180,3 +180,55 @@ def test_the_rest_stand_in_serves_only_the_exposed_schema(database_url: str) -> 
         assert refused.status_code == 406 and refused.json()["code"] == "PGRST106"
         missing = httpx.post(url, json={"p_max_attempts": 3}, headers=headers)
         assert missing.status_code == 404 and missing.json()["code"] == "42883"
+
+
+def test_a_rest_call_that_hangs_fails_at_the_timeout_and_is_retried(
+    conn: psycopg.Connection[Any], settings: Settings, database_url: str
+) -> None:
+    # given a REST store with a 0.5 s timeout and a server whose next answer takes 3 s
+    insert(conn, demo_rows(2))
+    with PostgREST(database_url, SERVICE_KEY) as server:
+        store = rest_store(settings.model_copy(update={"rest_timeout": 0.5}), server)
+        server.hang_next = 3.0
+        started = time.monotonic()
+        # when it claims; then the hung call failed at its timeout and the retry claimed
+        assert len(store.claim(caller("w"), 2)) == 2
+        assert time.monotonic() - started < 2.5, "the hang was not waited out"
+        assert server.calls.count("causa_claim") == 2
+
+
+def test_postgrest_errors_about_reaching_the_database_are_transient() -> None:
+    from postgrest.exceptions import APIError
+
+    from shared import retry
+
+    def api_error(code: str) -> APIError:
+        return APIError({"code": code, "message": "m", "details": None, "hint": None})
+
+    # PGRST000-003: the database unreachable, no connection free (HTTP 503/504)
+    assert all(retry.is_transient(api_error(f"PGRST00{i}")) for i in range(4))
+    # a missing function, a bad request, a value too large: the same again next time
+    assert not any(retry.is_transient(api_error(c)) for c in ("PGRST202", "PGRST100", "54000"))
+
+
+@pytest.mark.parametrize(
+    "key",
+    [jwt("anon"), jwt("authenticated"), "sb_publishable_abc123", "not-a-key"],
+)
+def test_only_a_service_role_or_secret_key_is_accepted(settings: Settings, key: str) -> None:
+    def with_key(k: str) -> Settings:
+        return settings.model_copy(
+            update={
+                "database_url": None,
+                "supabase_url": "https://x.supabase.co",
+                "supabase_key": SecretStr(k),
+            }
+        )
+
+    # a key that would run causa's calls as another role is refused, naming what it is
+    with pytest.raises(ConfigError, match="service-role key") as refused:
+        with_key(key).require_supabase()
+    assert key not in str(refused.value), "the key itself is never printed"
+    # the service-role JWT and a secret key are accepted
+    for good in (SERVICE_KEY, "sb_secret_abc123"):
+        assert with_key(good).require_supabase()[1] == good
