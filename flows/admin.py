@@ -13,9 +13,46 @@ from flows.drift import drift_report
 from flows.runtime import Runtime
 from flows.training import retrain, roll_back
 from shared.contract import DECIDED, Event, Status
+from training.registry import VERSION
 
 log = structlog.get_logger("causa.admin")
 UNKNOWN = "unknown (Flower or the API; pass triggered_by)"
+# Whoever can reach the broker can send an admin task: every argument is checked here, in the
+# flow the task runs, not only by the command line.
+MAX_NUMBERS = 10_000  # tickets one request may name
+MAX_TEXT = 200  # characters of a ticket number or of triggered_by
+
+
+def _shown(value: Any) -> str:
+    return repr(value)[:80]
+
+
+def checked_numbers(numbers: Any) -> list[str] | None:
+    """Ticket numbers as given to an admin flow: a list of 1 to MAX_NUMBERS short strings."""
+    if numbers is None:
+        return None
+    if not isinstance(numbers, list | tuple) or not all(
+        isinstance(n, str) and 0 < len(n) <= MAX_TEXT for n in numbers
+    ):
+        raise ValueError(
+            f"numbers must be a list of ticket numbers (strings of 1-{MAX_TEXT} characters),"
+            f" not {_shown(numbers)}"
+        )
+    if len(numbers) > MAX_NUMBERS:
+        raise ValueError(
+            f"numbers names {len(numbers)} tickets; at most {MAX_NUMBERS} per request: split it"
+        )
+    return list(numbers)
+
+
+def checked_version(name: str, value: Any) -> str | None:
+    """A model version argument: None, or a version as `causa models` lists them."""
+    if value is None or (isinstance(value, str) and VERSION.match(value)):
+        return value
+    raise ValueError(
+        f"{name} must be a model version such as 20261130T020000Z-ab12cd34 (see `causa models`),"
+        f" not {_shown(value)}"
+    )
 
 
 def _requeue(
@@ -30,6 +67,8 @@ def reclassify(
 ) -> dict[str, Any]:
     """Classify again the given tickets, or every ticket a given model version decided (after
     a rollback). People's labels are never touched."""
+    numbers = checked_numbers(numbers)
+    model_version = checked_version("model_version", model_version)
     if not numbers and not model_version:
         raise ValueError("reclassify needs numbers or model_version: which tickets?")
     return _requeue(rt, DECIDED, numbers, model_version)
@@ -38,18 +77,23 @@ def reclassify(
 def requeue_failed(rt: Runtime, numbers: Sequence[str] | None = None) -> dict[str, Any]:
     """Replay the dead letter: failed tickets (all, or the given ones) go back to the queue
     with their attempts reset."""
-    return _requeue(rt, [Status.FAILED], numbers, None)
+    return _requeue(rt, [Status.FAILED], checked_numbers(numbers), None)
 
 
 def purge_backups(rt: Runtime, keep: int | None = None) -> dict[str, Any]:
-    """Delete all but the newest `keep` model backups (default CAUSA_KEEP_BACKUPS)."""
+    """Delete all but the newest `keep` model backups (default CAUSA_KEEP_BACKUPS); at least
+    one is always kept."""
+    if keep is not None and type(keep) is not int:  # the registry refuses fewer than 1
+        raise ValueError(f"keep must be a whole number of backups, not {_shown(keep)}")
     return {"removed": rt.registry.prune(keep)}
 
 
 def rollback(
     rt: Runtime, version: str | None = None, replacing: str | None = None, *, trigger: str
 ) -> dict[str, Any]:
-    return roll_back(rt, version, replacing, trigger)
+    """Put a backup in service (a version that does not exist is refused by the registry)."""
+    version = checked_version("version", version)
+    return roll_back(rt, version, checked_version("replacing", replacing), trigger)
 
 
 ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -64,6 +108,11 @@ ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
 
 def run(rt: Runtime, action: str, triggered_by: str = UNKNOWN, **kwargs: Any) -> dict[str, Any]:
     """Run one admin action, logged before and after and recorded with who asked."""
+    if not isinstance(triggered_by, str) or not 0 < len(triggered_by) <= MAX_TEXT:
+        raise ValueError(
+            f"triggered_by must say who asked, in 1-{MAX_TEXT} characters,"
+            f" not {_shown(triggered_by)}"
+        )
     log.info("admin task started", admin_task=action, triggered_by=triggered_by, **kwargs)
     result = ACTIONS[action](rt, trigger=f"admin: {triggered_by}", **kwargs)
     rt.store.record_event(

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -203,6 +204,10 @@ def write_manifest(models_dir: Path, info: ModelInfo) -> None:
     _fsync_write(tmp, json.dumps(asdict(info), indent=2).encode())
     os.replace(tmp, models_dir / MANIFEST)
     _fsync_dir(models_dir)
+
+
+# A model version: when it was made and the start of its file's SHA-256.
+VERSION = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
 
 def new_version(data: bytes) -> str:

@@ -181,3 +181,38 @@ def test_purge_backups_refuses_to_keep_none(rt: Any, model: Any) -> None:
     with pytest.raises(ValueError, match="at least 1 backup"):
         run(admin.purge_backups, keep=0, triggered_by="t")
     assert [kind for kind, _ in rt.registry.models()] == ["current", "backup"]
+
+
+def test_admin_tasks_refuse_hostile_arguments_and_change_nothing(
+    conn: psycopg.Connection[Any], rt: Any, model: Any
+) -> None:
+    import pytest
+
+    # given a model with two backups, and a failed ticket
+    current = rt.registry.load_current()
+    for i in range(2):
+        rt.registry.promote(current.pipeline, classes=current.classes, n_train=i + 2)
+    models = rt.registry.models()
+    insert(conn, demo_rows(1))
+    dead_letter(conn, ["T000000"])
+    # when anyone who reaches the broker sends admin tasks with arguments the CLI never sends
+    hostile: list[tuple[Any, dict[str, Any], str]] = [
+        (admin.purge_backups, {"keep": 0}, "at least 1 backup"),
+        (admin.purge_backups, {"keep": -3}, "at least 1 backup"),
+        (admin.purge_backups, {"keep": "1"}, "whole number"),
+        (admin.purge_backups, {"keep": True}, "whole number"),
+        (admin.requeue_failed, {"numbers": "T000000"}, "list of ticket numbers"),
+        (admin.requeue_failed, {"numbers": [1, 2]}, "list of ticket numbers"),
+        (admin.requeue_failed, {"numbers": ["T"] * 10_001}, "at most 10000"),
+        (admin.reclassify, {"model_version": "x'; DROP TABLE tickets; --"}, "model version"),
+        (admin.rollback, {"version": "../../etc/passwd"}, "model version"),
+        (admin.rollback, {"replacing": 7}, "model version"),
+        (admin.requeue_failed, {"triggered_by": "x" * 201}, "triggered_by"),
+    ]
+    for task, kwargs, message in hostile:
+        with pytest.raises(ValueError, match=message):
+            run(task, **{"triggered_by": "t", **kwargs})
+    # then nothing changed: the backups, the dead letter, the model in service
+    assert rt.registry.models() == models
+    assert statuses(conn) == {"failed": 1}
+    assert rt.registry.current().version == models[0][1].version
