@@ -6,9 +6,12 @@ where models live (the shared store CAUSA_MODEL_STORE, or the local CAUSA_MODELS
 serves promote, load, list, rollback, prune and the workers' verified local copy. The
 functions below it work on one directory; only the registry and the tests call them.
 
-Model files are skops files (no pickle): before loading, the file's SHA-256 must match the
-manifest and every type it contains must be on an explicit allow-list. A model built with
-another minor version of scikit-learn or XGBoost is refused: retrain it.
+Model files are skops files (no pickle): a file is read once, its bytes' SHA-256 must match
+the manifest, every type in it that skops does not trust by default must be on causa's exact
+allow-list (no library function: a function in a model file is code run at predict time),
+and the model is loaded from those same bytes. A manifest's version and file name must have
+causa's form (no path outside the registry). A model built with another minor version of
+scikit-learn or XGBoost is refused: retrain it.
 """
 
 from __future__ import annotations
@@ -30,9 +33,20 @@ from shared.settings import Settings
 
 log = structlog.get_logger("causa.registry")
 MANIFEST = "manifest.json"
-# Types a model file may contain beyond the libraries below: causa's own text normaliser.
-TRUSTED_OWN = frozenset({"shared.text.normalize"})
-TRUSTED_LIBRARIES = ("sklearn.", "xgboost.", "numpy.", "scipy.")
+# The types beyond skops' own trusted ones that causa's pipelines contain, exactly (a test
+# builds every model family and checks): causa's text normaliser is the only function.
+TRUSTED_TYPES = frozenset(
+    {
+        "shared.text.normalize",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.utils._bunch.Bunch",
+        "xgboost.core.Booster",
+        "xgboost.sklearn.XGBClassifier",
+    }
+)
+# A model version: when it was made and the start of its file's SHA-256.
+VERSION = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 # Backups kept after a promotion; older ones are deleted.
 DEFAULT_KEEP_BACKUPS = 10
 # How a rolled-back model's manifest begins its decision (and how a repeat is recognised).
@@ -93,8 +107,17 @@ class ModelInfo:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelInfo:
+        """A manifest's content; ModelError unless its version and file have causa's form
+        (`current/<version>.skops`: a manifest never points outside the registry)."""
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        info = cls(**{k: v for k, v in data.items() if k in known})
+        version = info.version if isinstance(info.version, str) else ""
+        if not VERSION.match(version) or info.file != f"current/{version}.skops":
+            raise ModelError(
+                f"a manifest names version {str(info.version)[:40]!r} in file"
+                f" {str(info.file)[:80]!r}: not a model causa made; refusing it"
+            )
+        return info
 
 
 @dataclass(frozen=True)
@@ -143,12 +166,14 @@ def read_manifest(models_dir: Path) -> ModelInfo | None:
 def load(models_dir: Path, info: ModelInfo) -> LoadedModel:
     """Verify and load the model the manifest names. Raises ModelError, never loads blindly."""
     path = models_dir / info.file
-    if not path.exists():
+    try:
+        data = path.read_bytes()  # read once: what is checked is what is loaded
+    except FileNotFoundError:
         raise ModelError(
             f"model file {path} named by {models_dir / MANIFEST} is missing:"
             " restore it or train again with `causa train --bootstrap --force`"
-        )
-    actual = sha256_of(path)
+        ) from None
+    actual = hashlib.sha256(data).hexdigest()
     if actual != info.sha256:
         raise ModelError(
             f"model file {path} is corrupt or was changed: SHA-256 {actual[:12]}…"
@@ -164,12 +189,15 @@ def load(models_dir: Path, info: ModelInfo) -> LoadedModel:
             )
     import skops.io as sio  # lazy: see library_versions
 
-    untrusted = sio.get_untrusted_types(file=path)
-    refused = [t for t in untrusted if t not in TRUSTED_OWN and not t.startswith(TRUSTED_LIBRARIES)]
+    untrusted = sio.get_untrusted_types(data=data)
+    refused = sorted(set(untrusted) - TRUSTED_TYPES)
     if refused:
-        raise ModelError(f"model file {path} contains types that are not trusted: {refused}")
+        raise ModelError(
+            f"model file {path} contains types causa never puts in a model: {refused[:10]};"
+            " refusing it (a function or class in a model file runs as code)"
+        )
     try:
-        pipeline = sio.load(path, trusted=untrusted)
+        pipeline = sio.loads(data, trusted=untrusted)
     except Exception as exc:
         raise ModelError(f"model file {path} could not be loaded: {exc}") from exc
     return LoadedModel(info, pipeline)
@@ -204,10 +232,6 @@ def write_manifest(models_dir: Path, info: ModelInfo) -> None:
     _fsync_write(tmp, json.dumps(asdict(info), indent=2).encode())
     os.replace(tmp, models_dir / MANIFEST)
     _fsync_dir(models_dir)
-
-
-# A model version: when it was made and the start of its file's SHA-256.
-VERSION = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
 
 def new_version(data: bytes) -> str:

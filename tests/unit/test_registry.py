@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,63 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
         classes=[],
         n_train=0,
     )
-    with pytest.raises(ModelError, match="not trusted"):
+    with pytest.raises(ModelError, match="never puts in a model"):
         registry.load(tmp_path, info)
+
+
+def test_a_model_of_library_functions_is_refused_before_any_runs(tmp_path: Path) -> None:
+    import numpy as np
+    import skops.io as sio
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    # given a "model" made of library functions (each would run at predict time), with a
+    # manifest whose checksum matches: whoever can write one file can write the other
+    bad = make_pipeline(
+        FunctionTransformer(np.full_like, kw_args={"fill_value": 1}),
+        FunctionTransformer(np.take, kw_args={"indices": [0]}),
+    )
+    data = sio.dumps(bad)
+    version = "20261130T000000Z-0badc0de"
+    (tmp_path / "current").mkdir()
+    (tmp_path / "current" / f"{version}.skops").write_bytes(data)
+    info = registry.ModelInfo(
+        version=version,
+        file=f"current/{version}.skops",
+        sha256=hashlib.sha256(data).hexdigest(),
+        created_at="now",
+        classes=["a"],
+        n_train=1,
+    )
+    registry.write_manifest(tmp_path, info)
+    # when it is loaded; then it is refused, naming the functions
+    with pytest.raises(ModelError, match=r"numpy\.full_like.*numpy\.take"):
+        registry.load_current(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("version", "file"),
+    [
+        ("../../etc", "current/../../etc.skops"),
+        ("20261130T000000Z-0badc0de", "/etc/passwd"),
+        ("20261130T000000Z-0badc0de", "current/../../../root/x.skops"),
+        ("20261130T000000Z-0badc0de", "current/20261130T000000Z-0badc0de.pkl"),
+    ],
+)
+def test_a_manifest_pointing_outside_the_registry_is_refused(
+    tmp_path: Path, version: str, file: str
+) -> None:
+    manifest = {
+        "version": version,
+        "file": file,
+        "sha256": "0" * 64,
+        "created_at": "now",
+        "classes": [],
+        "n_train": 0,
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="not a model causa made"):
+        registry.read_manifest(tmp_path)
 
 
 def test_the_holder_swaps_on_a_new_manifest_and_keeps_the_old_model_on_a_bad_one(
@@ -95,10 +151,12 @@ def test_the_holder_swaps_on_a_new_manifest_and_keeps_the_old_model_on_a_bad_one
     broken = registry.ModelInfo(
         **{
             **json.loads((models_dir / "manifest.json").read_text()),
-            "version": "broken",
+            "version": "20990101T000000Z-deadbeef",
+            "file": "current/20990101T000000Z-deadbeef.skops",
             "sha256": "0" * 64,
         }
     )
+    shutil.copy(models_dir / second_info.file, models_dir / broken.file)
     with structlog.testing.capture_logs() as logs:
         registry.write_manifest(models_dir, broken)
         assert holder.get() is second
@@ -120,3 +178,28 @@ def test_backups_are_bounded(models_dir: Path, model_cache: Path) -> None:
         registry.promote(models_dir, pipeline, classes=info.classes, n_train=1, keep_backups=2)
     assert len(list((models_dir / "backups").iterdir())) == 2
     assert len(list((models_dir / "current").glob("*.skops"))) <= 2
+
+
+def test_every_model_causa_builds_needs_only_the_allow_listed_types() -> None:
+    import skops.io as sio
+
+    from training import bootstrap, candidates
+    from worker import demodata
+
+    # given every kind of pipeline training can promote, fitted on a few demo tickets
+    tickets = list(demodata.generate(300, seed=3))
+    texts = [f"{t.short_description} {t.description}" for t in tickets]
+    causes = [t.cause for t in tickets]
+    words_and_chars = {"ngram_max": 2, "min_df": 1, "chars": True}
+    families = {"svc": {"C": 1.0}, "logreg": {"C": 1.0}, "sgd": {"alpha": 1e-4}}
+    families |= {"cnb": {"alpha": 0.5}}
+    xgb = {"svd": 10, "trees": 3, "depth": 2, "eta": 0.3}
+    pipelines = [bootstrap.pipeline()]
+    pipelines += [candidates.single(words_and_chars, f, p, 42) for f, p in families.items()]
+    pipelines.append(candidates.stack(words_and_chars, {**families, "xgb": xgb}, 42))
+    # then each saved file needs no type beyond the allow-list, which has none to spare
+    needed: set[str] = set()
+    for pipeline in pipelines:
+        pipeline.fit(texts, causes)
+        needed |= set(sio.get_untrusted_types(data=sio.dumps(pipeline)))
+    assert needed == registry.TRUSTED_TYPES
