@@ -174,8 +174,8 @@ def test_a_bootstrapped_model_carries_its_reference(model: Path) -> None:
 def test_a_manifest_without_reference_still_loads() -> None:
     info = registry.ModelInfo.from_json(
         {
-            "version": "v1",
-            "file": "current/v1.skops",
+            "version": "20260101T000000Z-0123abcd",
+            "file": "current/20260101T000000Z-0123abcd.skops",
             "sha256": "0" * 64,
             "created_at": "2026-01-01T00:00:00+00:00",
             "classes": ["a", "b"],
