@@ -22,6 +22,7 @@ import os
 import platform
 import re
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -373,10 +374,27 @@ def rollback(
     return restored
 
 
-def sync(store: Path, local: Path) -> ModelInfo | None:
+# A copy in progress is named .<file>.<pid>.tmp; one older than this was left by a process
+# that died while copying.
+STALE_TMP_S = 600
+
+
+def _prune_local(current: Path, keep: int) -> None:
+    """A worker's local copies: the newest `keep` model files stay (the one in service among
+    them), and copies left half-done by a process that died."""
+    files = sorted(current.glob("*.skops"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[keep:]:
+        old.unlink(missing_ok=True)
+    for tmp in current.glob(".*.tmp"):
+        if time.time() - tmp.stat().st_mtime > STALE_TMP_S:
+            tmp.unlink(missing_ok=True)
+
+
+def sync(store: Path, local: Path, keep: int = DEFAULT_KEEP_BACKUPS) -> ModelInfo | None:
     """Install the store's current model in `local` if it is not there yet; the model
     installed, or None when there was nothing new. ModelError when the copy does not match
-    the manifest's checksum (nothing is installed then)."""
+    the manifest's checksum (nothing is installed then). Local copies are kept as many as
+    the registry keeps backups (`keep`), plus the one in service."""
     info = read_manifest(store)
     if info is None:
         return None
@@ -387,7 +405,11 @@ def sync(store: Path, local: Path) -> ModelInfo | None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists() or sha256_of(target) != info.sha256:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        shutil.copyfile(store / info.file, tmp)
+        try:
+            shutil.copyfile(store / info.file, tmp)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         found = sha256_of(tmp)
         if found != info.sha256:
             tmp.unlink()
@@ -398,6 +420,7 @@ def sync(store: Path, local: Path) -> ModelInfo | None:
             )
         os.replace(tmp, target)
     write_manifest(local, info)
+    _prune_local(target.parent, keep + 1)
     log.info("model copied from the store", model_version=info.version, store=str(store))
     return info
 
@@ -462,4 +485,4 @@ class ModelRegistry:
     def sync(self) -> ModelInfo | None:
         """Copy a new model from the store to the serving directory, verified; nothing to do
         without a store."""
-        return sync(self.home, self.serving) if self.shared else None
+        return sync(self.home, self.serving, self.keep_backups) if self.shared else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,24 @@ def test_nothing_is_copied_when_the_store_has_nothing_new(model: Path, tmp_path:
     assert registry.sync(model, local) is not None
     assert registry.sync(model, local) is None
     assert registry.sync(tmp_path / "empty-store", local) is None
+
+
+def test_a_workers_local_copies_are_pruned_like_the_backups(model: Path, tmp_path: Path) -> None:
+    # given a worker that copied 4 models from the store in turn, keeping 1 backup's worth,
+    # and a copy a dead process left half-done long ago
+    store, local = model, tmp_path / "local"
+    current = registry.load_current(store)
+    versions = []
+    for i in range(4):
+        current.pipeline.set_params(model__n_jobs=i + 1)  # other bytes: another version
+        info = registry.promote(store, current.pipeline, classes=current.classes, n_train=1)
+        versions.append(info.version)
+        assert registry.sync(store, local, keep=1) == info
+        if i == 0:
+            stale = local / "current" / f".{info.version}.skops.4242.tmp"
+            stale.write_bytes(b"half")
+            os.utime(stale, (0, 0))
+    # then the local directory holds the model in service and the one before, no leftovers
+    left = sorted(p.name for p in (local / "current").iterdir())
+    assert left == sorted(f"{v}.skops" for v in versions[-2:])
+    assert registry.load_current(local).version == versions[-1]
