@@ -128,9 +128,26 @@ def test_every_causa_service_shares_the_model_store() -> None:
     assert "models" in COMPOSE["volumes"]
 
 
-def test_redis_never_evicts_queued_tasks() -> None:
-    command = SERVICES["redis"]["command"]
+def test_redis_never_evicts_queued_tasks_and_asks_for_a_password() -> None:
+    redis = SERVICES["redis"]
+    command = redis["command"][-1].split()
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    # the password comes from .env, is required (compose refuses to start without one), and
+    # every causa service's broker URL carries it
+    assert command[command.index("--requirepass") + 1] == '"$$REDIS_PASSWORD"'
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    assert "REDISCLI_AUTH" in redis["healthcheck"]["test"][1]
+    url = SERVICES["worker"]["environment"]["REDIS_URL"]
+    assert url.startswith("${REDIS_URL:-redis://:${REDIS_PASSWORD:?")
+    # and .env.example ships no password anyone could use as it is
+    assert re.search(r"^#REDIS_PASSWORD=$", env_example(), re.M)
+
+
+def test_every_services_log_is_capped() -> None:
+    for name, service in SERVICES.items():
+        options = service["logging"]["options"]
+        assert service["logging"]["driver"] == "json-file", name
+        assert options["max-size"] and int(options["max-file"]) >= 1, name
 
 
 def test_mlflow_serves_artifacts_from_a_volume_and_workers_use_it() -> None:
