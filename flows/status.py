@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from flows.listening import last_seen
 from flows.runtime import Runtime
 from shared.contract import Event, Status
 
@@ -65,9 +66,11 @@ def gather(rt: Runtime) -> dict[str, Any]:
         else None
     )
     try:
+        report["listener"] = last_seen(rt)
         report["queued_tasks"] = rt.queue.waiting()
         report["workers"] = rt.queue.workers()
     except Exception as exc:  # the broker is down: say so, report the rest
+        report["listener"] = None
         report["queued_tasks"] = None
         report["workers"] = None
         report["broker_error"] = f"{type(exc).__name__}: {exc}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import structlog
@@ -22,6 +22,40 @@ log = structlog.get_logger("causa.listener")
 RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 30.0
 IDLE_WAKEUP_S = 1.0  # how often the loop looks at the stop flag while nothing arrives
+CONNECT_TIMEOUT_S = 5
+HEARTBEAT_S = 30.0  # an idle connection proves itself alive this often (SELECT 1)
+# TCP keepalives and a user timeout: a half-open connection (the server gone without a word)
+# fails within about a minute instead of silencing the event path for good.
+KEEPALIVE: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+
+
+class Health(Protocol):
+    """Where the listener reports: tickets heard, the connection alive, the path down."""
+
+    def heard(self, tickets: int) -> None: ...
+
+    def alive(self) -> None: ...
+
+    def down(self, error: str) -> None: ...
+
+
+class Silent:
+    """No one to report to."""
+
+    def heard(self, tickets: int) -> None:
+        pass
+
+    def alive(self) -> None:
+        pass
+
+    def down(self, error: str) -> None:
+        pass
 
 
 def gather(conn: psycopg.Connection[Any], window_s: float) -> int:
@@ -56,8 +90,10 @@ def run(
     settings: Settings,
     enqueue: Callable[[int], int],
     stop: threading.Event | None = None,
+    health: Health | None = None,
 ) -> None:
-    """Listen until `stop` is set, reconnecting with backoff when the connection drops."""
+    """Listen until `stop` is set, reconnecting with backoff when the connection drops;
+    an idle connection runs a heartbeat every HEARTBEAT_S, and `health` hears of it all."""
     url = settings.require_database_url()
     if is_pooled(url):
         raise ConfigError(
@@ -65,20 +101,35 @@ def run(
             " support: give it a direct or session-mode URL (port 5432) in DATABASE_URL"
         )
     stop = stop or threading.Event()
+    health = health or Silent()
     delay = RECONNECT_FIRST_S
     window_s = settings.listen_window_ms / 1000
     while not stop.is_set():
         try:
-            with psycopg.connect(url, autocommit=True) as conn:
+            with psycopg.connect(
+                url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, **KEEPALIVE
+            ) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
                 log.info("listening", channel=CHANNEL)
+                health.alive()
                 delay = RECONNECT_FIRST_S
                 _enqueue(enqueue, 0)  # 0: catch up on what arrived while we were away
+                beat = time.monotonic() + HEARTBEAT_S
                 while not stop.is_set():
                     announced = gather(conn, window_s)
                     if announced:
+                        health.heard(announced)
                         _enqueue(enqueue, announced)
+                    if time.monotonic() >= beat:
+                        conn.execute("SELECT 1")  # a dead connection fails here, not silently
+                        health.alive()
+                        beat = time.monotonic() + HEARTBEAT_S
         except psycopg.OperationalError as exc:
-            log.warning("listener connection lost", error=str(exc)[:300], retry_in_s=delay)
+            log.warning(
+                "listener connection lost: the event path is down",
+                error=str(exc)[:300],
+                retry_in_s=delay,
+            )
+            health.down(str(exc)[:300])
             stop.wait(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -66,3 +67,78 @@ def test_poll_enqueues_one_task_per_batch_less_those_queued(
     assert first == {"pending": 250, "retry": 0, "claimed": 0, "estimated": False, "enqueued": 3}
     assert second["enqueued"] == 0, "three tasks already wait for the same tickets"
     assert redis.Redis.from_url(redis_url).llen("causa") == 3
+
+
+def test_the_listener_proves_its_connection_alive_and_says_when_the_path_is_down(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.proxy import Proxy, through, upstream_of
+
+    class Recorder:
+        """The listener's reports, as they come."""
+
+        def __init__(self) -> None:
+            self.heard: list[int] = []
+            self.alive = 0
+            self.down: list[str] = []
+
+    seen = Recorder()
+
+    class Health:
+        def heard(self, tickets: int) -> None:
+            seen.heard.append(tickets)
+
+        def alive(self) -> None:
+            seen.alive += 1
+
+        def down(self, error: str) -> None:
+            seen.down.append(error)
+
+    health = Health()
+    monkeypatch.setattr(listener, "HEARTBEAT_S", 0.2)
+    stop = threading.Event()
+    with Proxy(upstream_of(database_url)) as proxy:
+        url = SecretStr(through(database_url, proxy.port))
+        proxied = settings.model_copy(update={"database_url": url})
+        thread = threading.Thread(
+            target=listener.run, args=(proxied, lambda n: 0, stop, health), daemon=True
+        )
+        thread.start()
+        try:
+            # given a listening listener: it reports its connection alive, again and again
+            wait_for(lambda: seen.alive >= 3, what="heartbeats")
+            # when tickets arrive; then it reports them heard
+            insert(conn, demo_rows(3))
+            wait_for(lambda: seen.heard == [3], what="3 tickets heard")
+            # when the database goes away; then it says the event path is down
+            proxy.cut()
+            wait_for(lambda: seen.down, what="the event path reported down")
+            # and when the database is back, it listens and reports alive again
+            alive = seen.alive
+            proxy.restore()
+            wait_for(lambda: seen.alive > alive, timeout=30, what="alive after reconnecting")
+        finally:
+            stop.set()
+            thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_causa_status_shows_when_the_listener_last_heard_and_was_alive(rt: Any) -> None:
+    from flows.listening import Health
+    from flows.status import gather
+    from worker.cli.render import listener_row
+
+    # given a listener that never reported
+    rt.redis.delete("causa:listener:heard", "causa:listener:alive")
+    assert "never reported" in listener_row(gather(rt)["listener"])
+    # when it reports its connection alive, then tickets heard
+    health = Health(rt)
+    health.alive()
+    assert listener_row(gather(rt)["listener"]).startswith("no event yet, alive")
+    health.heard(5)
+    # then the status says both
+    row = listener_row(gather(rt)["listener"])
+    assert re.fullmatch(r"last event \d+ s ago, alive \d+ s ago", row), row

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from flows.status import age_seconds
 from training.compare import comparison_rows
 from worker.cli.common import console
 
@@ -71,6 +72,17 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
+def listener_row(seen: dict[str, str | None] | None) -> str:
+    """When the listener last heard tickets announced and last proved its connection alive."""
+    if seen is None:
+        return "—"
+    if not seen["alive_at"]:
+        return "never reported: not running? (beat's poll covers)"
+    heard = seen["heard_at"]
+    last = f"last event {duration(age_seconds(heard))} ago" if heard else "no event yet"
+    return f"{last}, alive {duration(age_seconds(seen['alive_at']))} ago"
+
+
 def status_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     """The report as (what, value) rows for the table."""
     model, training, drift = report["model"], report["last_training"], report["drift"]
@@ -88,6 +100,7 @@ def status_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("failed (dead letter)", count("failed")),
         ("classified, last 5 min", f"{count('classified_last_5_min')} ({report['rate_per_s']}/s)"),
         ("queued tasks", str(report["queued_tasks"])),
+        ("listener", listener_row(report["listener"])),
         (
             "model in service",
             f"{model['version']}, {duration(model['age_s'])} old, macro-F1"

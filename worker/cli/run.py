@@ -120,13 +120,20 @@ def listen() -> None:
     """Listen for new tickets (PostgreSQL NOTIFY, or Supabase Realtime without DATABASE_URL)
     and enqueue classification at once."""
     from flows.classify import on_announced  # lazy: start-up time of the other commands
+    from flows.listening import Health
 
     s = settings()
     sentry.init(s, {}, process="listener")
     rt = runtime(s)
-    via = realtime if s.database_url is None and s.supabase_url else listener
+
+    def announce(announced: int) -> int:
+        return on_announced(rt, announced)
+
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop listening, quietly
-        via.run(s, lambda announced: on_announced(rt, announced), threading.Event())
+        if s.database_url is None and s.supabase_url:
+            realtime.run(s, announce, threading.Event())
+        else:
+            listener.run(s, announce, threading.Event(), Health(rt))
 
 
 def flower(
