@@ -35,6 +35,18 @@ CREATE TABLE IF NOT EXISTS causa.owned (
     name text NOT NULL,
     PRIMARY KEY (kind, name)
 );
+-- The result columns causa adds to the ticket table (unless CAUSA_RESULT_COLUMNS=false).
+CREATE OR REPLACE FUNCTION causa.result_columns() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['causa_status', 'causa_source', 'causa_predicted', 'causa_confidence',
+                 'causa_model_version', 'causa_decided_at']
+$$;
+-- The type of the ticket number column: causa's tables key tickets by the same type.
+CREATE OR REPLACE FUNCTION causa.number_type() RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+     WHERE attrelid = '"tickets"'::regclass AND attname = 'number'
+$$;
 
 -- Whether the ticket table is still migrated by causa 0.x (its queue columns and its
 -- functions or cut-off table are there): then step 2 upgrades it.
@@ -72,8 +84,7 @@ BEGIN
             USING HINT = 'add a unique index on it, or set CAUSA_NUMBER_COLUMN to a unique column';
     END IF;
     IF true THEN
-        FOREACH c IN ARRAY ARRAY['causa_status', 'causa_source', 'causa_predicted',
-                                 'causa_confidence', 'causa_model_version', 'causa_decided_at'] LOOP
+        FOREACH c IN ARRAY causa.result_columns() LOOP
             IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = '"tickets"'::regclass
                           AND attname = c AND NOT attisdropped)
                AND NOT EXISTS (SELECT FROM causa.owned WHERE kind = 'column' AND name = c)
@@ -91,8 +102,7 @@ END $$;
 -- The ticket number keeps the type of the user's column, so joins use their index.
 DO $$
 DECLARE
-    v_type text := (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
-                     WHERE attrelid = '"tickets"'::regclass AND attname = 'number');
+    v_type text := causa.number_type();
 BEGIN
     EXECUTE format($sql$
         CREATE TABLE IF NOT EXISTS causa.work (
@@ -237,8 +247,7 @@ BEGIN
     UPDATE "tickets" SET causa_status = NULL WHERE causa_status IN ('pending', 'claimed');
     PERFORM set_config('causa.applying', 'off', true);
     INSERT INTO causa.owned (kind, name)
-    SELECT 'column', unnest(ARRAY['causa_status', 'causa_source', 'causa_predicted',
-                                  'causa_confidence', 'causa_model_version', 'causa_decided_at'])
+    SELECT 'column', unnest(causa.result_columns())
     UNION ALL
     SELECT 'legacy_column', unnest(ARRAY['attempts', 'claimed_by', 'claim_token',
                                          'claimed_until', 'last_error', 'received_at'])
@@ -261,9 +270,7 @@ BEGIN
             ADD COLUMN IF NOT EXISTS causa_model_version text,
             ADD COLUMN IF NOT EXISTS causa_decided_at timestamptz;
         INSERT INTO causa.owned (kind, name)
-        SELECT 'column', unnest(ARRAY['causa_status', 'causa_source', 'causa_predicted',
-                                      'causa_confidence', 'causa_model_version',
-                                      'causa_decided_at'])
+        SELECT 'column', unnest(causa.result_columns())
         ON CONFLICT DO NOTHING;
     END IF;
 END $$;
@@ -271,8 +278,7 @@ END $$;
 -- A ticket number given as JSON, as the user's column type (so its index is used).
 DO $$
 DECLARE
-    v_type text := (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
-                     WHERE attrelid = '"tickets"'::regclass AND attname = 'number');
+    v_type text := causa.number_type();
 BEGIN
     EXECUTE format('CREATE OR REPLACE FUNCTION causa.ticket_number(p jsonb) RETURNS %1$s'
                    ' LANGUAGE sql IMMUTABLE AS $f$ SELECT (p #>> ''{}'')::%1$s $f$', v_type);

@@ -17,6 +17,7 @@ from shared.contract import Status
 from shared.settings import ConfigError, Settings
 from shared.store import PostgresStore, Result
 from tests.helpers import caller, demo_rows, insert, statuses
+from tests.integration.test_store_contract import FAST
 from tests.proxy import Proxy, through, upstream_of
 
 # The user's own table: an updated_at trigger (as Supabase's moddatetime), an audit trigger,
@@ -159,9 +160,8 @@ def test_a_lost_reply_strands_nothing_and_burns_no_attempt(
 ) -> None:
     insert(conn, demo_rows(5))
     with Proxy(upstream_of(database_url)) as proxy:
-        fast = {"retry_initial": 0.01, "retry_max": 0.02, "retry_jitter": 0.0}
         url = SecretStr(through(database_url, proxy.port))
-        store = PostgresStore(settings.model_copy(update={"database_url": url, **fast}))
+        store = PostgresStore(settings.model_copy(update={"database_url": url, **FAST}))
         store.pool.wait()
         who = caller("w")
         # given a claim whose reply is lost after the server claimed (the connection drops)
