@@ -119,17 +119,18 @@ def enqueue(settings: Settings, tickets: int) -> None:
 
 def model_dir(settings: Settings, home: Path) -> tuple[Path, registry.ModelInfo]:
     """The current model if there is one; else a bootstrap model on demo data, kept apart."""
-    info = registry.read_manifest(settings.models_dir)
+    key = registry.signing_key(settings)
+    info = registry.read_manifest(settings.models_dir, key)
     if info is not None:
         return settings.models_dir, info
     bench_models = home / "bench-models"
-    info = registry.read_manifest(bench_models)
+    info = registry.read_manifest(bench_models, key)
     if info is None:
         examples = [
             dataset.Example(f"H{i}", f"{t.short_description} {t.description}", t.cause)
             for i, t in enumerate(demodata.generate(1500, seed=42))
         ]
-        info, _ = bootstrap.train(examples, registry.ModelRegistry.local(bench_models))
+        info, _ = bootstrap.train(examples, registry.ModelRegistry.local(bench_models, key))
     return bench_models, info
 
 

@@ -28,6 +28,7 @@ LOCAL_REDIS = "redis://127.0.0.1:6379"
 TEST_SERVICES = ROOT / ".causa" / "test-services"
 EMBEDDED: list[str] = []  # the embedded servers this run started, stopped at its end
 REDIS_DB = 13  # the suite's own index: far from the 0 a user's broker has
+SIGNING_KEY = "causa-test-suite-model-signing-key-0123456789abcdef"  # tests.helpers.KEY
 CLEARED = (
     "SUPABASE_URL",
     "SUPABASE_KEY",
@@ -80,6 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
         CAUSA_HOME=str(home / "home"),
         CAUSA_MODELS_DIR=str(home / "models"),
         CAUSA_LOG_JSON="true",
+        CAUSA_MODEL_SIGNING_KEY=SIGNING_KEY,
     )
 
 

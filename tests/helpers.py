@@ -22,6 +22,9 @@ from training.registry import ModelRegistry
 from worker import demodata
 
 T = TypeVar("T")
+# The suite's model signing key: conftest sets it as CAUSA_MODEL_SIGNING_KEY for every process
+# the tests start, so that they trust the models the tests sign with it.
+KEY = b"causa-test-suite-model-signing-key-0123456789abcdef"
 
 # A fresh ticket table and no causa: what earlier tests installed is removed with it.
 TABLE_DDL = "DROP TABLE IF EXISTS tickets CASCADE; DROP SCHEMA IF EXISTS causa CASCADE;" + (
@@ -61,7 +64,7 @@ def _trained(cache: Path) -> Path:
         dataset.Example(f"H{i}", f"{t.short_description} {t.description}", t.cause)
         for i, t in enumerate(demodata.generate(1200, seed=42))
     ]
-    bootstrap.train(examples, ModelRegistry.local(cache))
+    bootstrap.train(examples, ModelRegistry.local(cache, KEY))
     return cache
 
 
@@ -76,15 +79,20 @@ def wait_for(
     timeout: float = 30.0,
     what: str = "condition",
     interval: float = 0.05,
+    describe: Callable[[], object] | None = None,
 ) -> T:
-    """Poll until `condition()` is truthy; fail with `what` after `timeout` seconds."""
+    """Poll until `condition()` is truthy; fail with `what` (and what `describe()` says of
+    the state) after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {value!r}")
+            state = f"; state: {describe()!r}" if describe else ""
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {what}; last: {value!r}{state}"
+            )
         time.sleep(interval)
 
 
@@ -100,6 +108,20 @@ SELECT CASE WHEN w.number IS NOT NULL
   LEFT JOIN causa.work AS w ON w.number = t.number
   LEFT JOIN causa.outcomes AS o ON o.number = t.number
 """
+
+
+def queue(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    """causa's work items and the database sessions of causa's calls: what a stuck test
+    shows."""
+    work = conn.execute(
+        "SELECT number::text, attempts, claimed_by, claimed_until - now(), last_error"
+        " FROM causa.work ORDER BY received_at LIMIT 20"
+    ).fetchall()
+    sessions = conn.execute(
+        "SELECT pid, state, wait_event_type, wait_event, left(query, 60) FROM pg_stat_activity"
+        " WHERE query LIKE '%%causa_%%' AND pid <> pg_backend_pid()"
+    ).fetchall()
+    return [*work, *sessions]
 
 
 def statuses(conn: psycopg.Connection[Any]) -> dict[str | None, int]:

@@ -3,155 +3,115 @@ its file, models/backups/<version>/ keeps earlier ones.
 
 `ModelRegistry` is the one object every caller uses: built from settings, it decides once
 where models live (the shared store CAUSA_MODEL_STORE, or the local CAUSA_MODELS_DIR) and
-serves promote, load, list, rollback, prune and the workers' verified local copy. The
-functions below it work on one directory; only the registry and the tests call them.
+with which key, and serves promote, load, list, rollback, prune and the workers' verified
+local copy. The functions below it work on one directory; only the registry and the tests
+call them.
 
-Model files are skops files (no pickle): a file is read once, its bytes' SHA-256 must match
-the manifest, every type in it that skops does not trust by default must be on causa's exact
-allow-list (no library function: a function in a model file is code run at predict time),
-and the model is loaded from those same bytes. A manifest's version and file name must have
-causa's form (no path outside the registry). A model built with another minor version of
-scikit-learn or XGBoost is refused: retrain it.
+Every manifest is signed: an HMAC-SHA256 of its content (the model file's SHA-256 included)
+with the installation's key, CAUSA_MODEL_SIGNING_KEY, or on a single machine a key made once
+under CAUSA_HOME. A manifest that is unsigned or signed with another key is refused, so
+whoever can write to the models directory but does not hold the key cannot put a model in
+service. What a model file may contain is checked by training.modelfile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import json
 import os
-import platform
-import re
+import secrets
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from shared.settings import Settings
+from shared.settings import ConfigError, Settings
+from training.modelfile import (
+    ROLLBACK,
+    TRUSTED_TYPES,
+    VERSION,
+    LoadedModel,
+    ModelError,
+    ModelInfo,
+    dumps,
+    library_versions,
+    preload,
+    sha256_of,
+)
+from training.modelfile import load as load_file
+
+__all__ = [
+    "MANIFEST",
+    "TRUSTED_TYPES",
+    "VERSION",
+    "LoadedModel",
+    "ModelError",
+    "ModelInfo",
+    "ModelRegistry",
+    "library_versions",
+    "preload",
+    "signing_key",
+]
 
 log = structlog.get_logger("causa.registry")
 MANIFEST = "manifest.json"
-# The types beyond skops' own trusted ones that causa's pipelines contain, exactly (a test
-# builds every model family and checks): causa's text normaliser is the only function.
-TRUSTED_TYPES = frozenset(
-    {
-        "shared.text.normalize",
-        "sklearn.calibration._CalibratedClassifier",
-        "sklearn.calibration._SigmoidCalibration",
-        "sklearn.utils._bunch.Bunch",
-        "xgboost.core.Booster",
-        "xgboost.sklearn.XGBClassifier",
-    }
-)
-# A model version: when it was made and the start of its file's SHA-256.
-VERSION = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 # Backups kept after a promotion; older ones are deleted.
 DEFAULT_KEEP_BACKUPS = 10
-# How a rolled-back model's manifest begins its decision (and how a repeat is recognised).
-ROLLBACK = "rollback to "
+# The key made on a single machine when CAUSA_MODEL_SIGNING_KEY is not set, in CAUSA_HOME.
+KEY_FILE = "model-signing.key"
 
 
-class ModelError(RuntimeError):
-    """A model cannot be used; the message says why and what to do."""
+def signing_key(settings: Settings) -> bytes:
+    """The key that signs and verifies manifests: CAUSA_MODEL_SIGNING_KEY, required with a
+    shared store (every machine must hold the same one); without a store, a key made once
+    under CAUSA_HOME (readable by its owner only)."""
+    if settings.model_signing_key is not None:
+        return settings.model_signing_key.get_secret_value().encode()
+    if settings.model_store is not None:
+        raise ConfigError(
+            f"CAUSA_MODEL_STORE={settings.model_store} needs CAUSA_MODEL_SIGNING_KEY: every"
+            " machine that promotes to or loads from the store must hold the same key, so that"
+            " a manifest written by anyone else is refused. Make one with"
+            " `python -c 'import secrets; print(secrets.token_hex(32))'` and set it on each"
+        )
+    return _local_key(settings.home / KEY_FILE)
 
 
-def library_versions() -> dict[str, str]:
-    # lazy, here and in load/promote: commands that never touch a model file (`causa health`,
-    # `status`, `admin`) start without a second of model libraries.
-    import sklearn
-    import skops
-    import xgboost
-
-    return {
-        "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "xgboost": xgboost.__version__,
-        "skops": skops.__version__,
-    }
-
-
-def preload() -> None:
-    """Import the libraries that loading and saving a model needs (a worker does it once,
-    before it forks its pool processes)."""
-    import skops.io  # noqa: F401  (lazy: see library_versions)
-
-    library_versions()
+def _local_key(path: Path) -> bytes:
+    """Read the key file, or make it: written whole under another name, then linked into
+    place, so that two processes starting at once end with the same key."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+            log.info("model signing key made", path=str(path))
+        tmp.unlink()
+    return path.read_text().strip().encode()
 
 
-def _minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
+def _mac(info: ModelInfo, key: bytes) -> str:
+    body = asdict(info)
+    del body["signature"]
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
-@dataclass
-class ModelInfo:
-    version: str
-    file: str  # relative to the models directory
-    sha256: str
-    created_at: str
-    classes: list[str]
-    n_train: int
-    metrics: dict[str, Any] = field(default_factory=dict)
-    thresholds: dict[str, float] = field(default_factory=dict)
-    libraries: dict[str, str] = field(default_factory=library_versions)
-    decision: str = "bootstrap"
-    # The model's behaviour on its holdout (training.drift.reference), what the drift report
-    # compares recent decisions with; empty for models promoted before drift monitoring.
-    reference: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rolled_back(self) -> bool:
-        """This model is in service because a rollback put it back."""
-        return self.decision.startswith(ROLLBACK)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ModelInfo:
-        """A manifest's content; ModelError unless its version and file have causa's form
-        (`current/<version>.skops`: a manifest never points outside the registry)."""
-        known = {f for f in cls.__dataclass_fields__}
-        info = cls(**{k: v for k, v in data.items() if k in known})
-        version = info.version if isinstance(info.version, str) else ""
-        if not VERSION.match(version) or info.file != f"current/{version}.skops":
-            raise ModelError(
-                f"a manifest names version {str(info.version)[:40]!r} in file"
-                f" {str(info.file)[:80]!r}: not a model causa made; refusing it"
-            )
-        return info
+def signed(info: ModelInfo, key: bytes) -> ModelInfo:
+    return replace(info, signature=_mac(info, key))
 
 
-@dataclass(frozen=True)
-class LoadedModel:
-    info: ModelInfo
-    pipeline: Any  # a fitted scikit-learn Pipeline with predict_proba
-
-    @property
-    def version(self) -> str:
-        return self.info.version
-
-    @property
-    def classes(self) -> list[str]:
-        return self.info.classes
-
-    @property
-    def thresholds(self) -> dict[str, float]:
-        return self.info.thresholds
-
-    def predict_proba(self, texts: list[str]) -> Any:
-        return self.pipeline.predict_proba(texts)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_manifest(models_dir: Path) -> ModelInfo | None:
-    path = models_dir / MANIFEST
+def _parse(path: Path) -> ModelInfo | None:
+    """A manifest as written, not yet verified (None when there is none)."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -161,52 +121,40 @@ def read_manifest(models_dir: Path) -> ModelInfo | None:
             f"{path} is unreadable ({exc}): restore it with `causa rollback`"
             " or train a new model with `causa train --bootstrap --force`"
         ) from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} is not a manifest causa wrote (a JSON object); refusing it")
     return ModelInfo.from_json(data)
+
+
+def read_manifest(models_dir: Path, key: bytes) -> ModelInfo | None:
+    """The manifest in `models_dir`, its signature verified (None when there is none)."""
+    path = models_dir / MANIFEST
+    info = _parse(path)
+    if info is None:
+        return None
+    if not info.signature:
+        raise ModelError(
+            f"{path} (model {info.version}) is not signed, so it is refused: a causa from"
+            " before signed manifests wrote it, or someone else did. If you trust this"
+            " directory, sign its models once with `causa sign-models`"
+        )
+    if not hmac.compare_digest(info.signature, _mac(info, key)):
+        raise ModelError(
+            f"{path} (model {info.version}) is not signed with this installation's key: it"
+            " was changed, or signed with another CAUSA_MODEL_SIGNING_KEY; refusing it."
+            " Every machine needs the same key"
+        )
+    return info
 
 
 def load(models_dir: Path, info: ModelInfo) -> LoadedModel:
     """Verify and load the model the manifest names. Raises ModelError, never loads blindly."""
-    path = models_dir / info.file
-    try:
-        data = path.read_bytes()  # read once: what is checked is what is loaded
-    except FileNotFoundError:
-        raise ModelError(
-            f"model file {path} named by {models_dir / MANIFEST} is missing:"
-            " restore it or train again with `causa train --bootstrap --force`"
-        ) from None
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != info.sha256:
-        raise ModelError(
-            f"model file {path} is corrupt or was changed: SHA-256 {actual[:12]}…"
-            f" does not match the manifest's {info.sha256[:12]}…; refusing to load it"
-        )
-    here = library_versions()
-    for lib in ("scikit-learn", "xgboost"):
-        built = info.libraries.get(lib, "?")
-        if _minor(built) != _minor(here[lib]):
-            raise ModelError(
-                f"model {info.version} was built with {lib} {built}, this process"
-                f" has {here[lib]}: retrain it with `causa train --force`"
-            )
-    import skops.io as sio  # lazy: see library_versions
-
-    untrusted = sio.get_untrusted_types(data=data)
-    refused = sorted(set(untrusted) - TRUSTED_TYPES)
-    if refused:
-        raise ModelError(
-            f"model file {path} contains types causa never puts in a model: {refused[:10]};"
-            " refusing it (a function or class in a model file runs as code)"
-        )
-    try:
-        pipeline = sio.loads(data, trusted=untrusted)
-    except Exception as exc:
-        raise ModelError(f"model file {path} could not be loaded: {exc}") from exc
-    return LoadedModel(info, pipeline)
+    return load_file(models_dir / info.file, info)
 
 
-def load_current(models_dir: Path) -> LoadedModel:
+def load_current(models_dir: Path, key: bytes) -> LoadedModel:
     """The model in service, verified; ModelError when there is none or it is unusable."""
-    info = read_manifest(models_dir)
+    info = read_manifest(models_dir, key)
     if info is None:
         raise ModelError(f"no model in {models_dir}: train one with `causa train`")
     return load(models_dir, info)
@@ -227,12 +175,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_manifest(models_dir: Path, info: ModelInfo) -> None:
-    """Replace the manifest atomically: readers see the old one or the new one, never half."""
+def write_manifest(models_dir: Path, info: ModelInfo, key: bytes) -> ModelInfo:
+    """Sign `info` and replace the manifest atomically: readers see the old one or the new
+    one, never half. The manifest as written."""
+    info = signed(info, key)
     tmp = models_dir / f".{MANIFEST}.{os.getpid()}.tmp"  # several processes may write at once
     _fsync_write(tmp, json.dumps(asdict(info), indent=2).encode())
     os.replace(tmp, models_dir / MANIFEST)
     _fsync_dir(models_dir)
+    return info
 
 
 def new_version(data: bytes) -> str:
@@ -244,6 +195,7 @@ def promote(
     models_dir: Path,
     pipeline: Any,
     *,
+    key: bytes,
     classes: list[str],
     n_train: int,
     metrics: dict[str, Any] | None = None,
@@ -253,16 +205,14 @@ def promote(
     reference: dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Make `pipeline` the current model; the one it replaces becomes a backup."""
-    import skops.io as sio  # lazy: see library_versions
-
-    data = sio.dumps(pipeline)
+    data = dumps(pipeline)
     version = new_version(data)
     current = models_dir / "current"
     current.mkdir(parents=True, exist_ok=True)
     path = current / f"{version}.skops"
     _fsync_write(path, data)
     _fsync_dir(current)
-    previous = read_manifest(models_dir)
+    previous = read_manifest(models_dir, key)
     _back_up(models_dir, previous)
     info = ModelInfo(
         version=version,
@@ -276,13 +226,13 @@ def promote(
         decision=decision,
         reference=reference or {},
     )
-    write_manifest(models_dir, info)
+    info = write_manifest(models_dir, info, key)
     # Keep the file just replaced: a worker may have read the old manifest a moment ago.
-    keep = {path.name} | ({Path(previous.file).name} if previous else set())
+    keep = {path.name} | ({previous.name} if previous else set())
     for old in current.glob("*.skops"):
         if old.name not in keep:
             old.unlink()
-    prune_backups(models_dir, keep_backups)
+    prune_backups(models_dir, keep_backups, key)
     return info
 
 
@@ -292,11 +242,11 @@ def _back_up(models_dir: Path, info: ModelInfo | None) -> None:
         return
     backup = models_dir / "backups" / info.version
     backup.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(models_dir / info.file, backup / Path(info.file).name)
+    shutil.copy2(models_dir / info.file, backup / info.name)
     (backup / MANIFEST).write_text(json.dumps(asdict(info), indent=2))
 
 
-def prune_backups(models_dir: Path, keep: int) -> list[str]:
+def prune_backups(models_dir: Path, keep: int, key: bytes) -> list[str]:
     """Delete all but the newest `keep` backups, the models one could roll back to (a copy of
     the model in service is none of them: it is neither counted nor deleted); the versions
     deleted. At least one is kept, so that there is always a model to roll back to."""
@@ -307,7 +257,7 @@ def prune_backups(models_dir: Path, keep: int) -> list[str]:
     backups = models_dir / "backups"
     if not backups.exists():
         return []
-    current = read_manifest(models_dir)
+    current = read_manifest(models_dir, key)
     in_service = current.version if current else None
     versions = sorted(p for p in backups.iterdir() if p.is_dir() and p.name != in_service)
     removed = versions[: max(0, len(versions) - keep)]
@@ -316,35 +266,38 @@ def prune_backups(models_dir: Path, keep: int) -> list[str]:
     return [p.name for p in removed]
 
 
-def list_models(models_dir: Path) -> list[tuple[str, ModelInfo]]:
+def list_models(models_dir: Path, key: bytes) -> list[tuple[str, ModelInfo]]:
     """('current', info) first, then ('backup', info) newest first."""
     out: list[tuple[str, ModelInfo]] = []
-    current = read_manifest(models_dir)
+    current = read_manifest(models_dir, key)
     if current is not None:
         out.append(("current", current))
     backups = models_dir / "backups"
     if backups.exists():
         for d in sorted((p for p in backups.iterdir() if p.is_dir()), reverse=True):
-            info = read_manifest(d)
+            info = read_manifest(d, key)
             if info is not None and (current is None or info.version != current.version):
                 out.append(("backup", info))
     return out
 
 
 def rollback(
-    models_dir: Path, version: str | None = None, keep_backups: int = DEFAULT_KEEP_BACKUPS
+    models_dir: Path,
+    key: bytes,
+    version: str | None = None,
+    keep_backups: int = DEFAULT_KEEP_BACKUPS,
 ) -> ModelInfo:
     """Put a backup back in service (default: the newest one), the same atomic way as a
     promotion; the model it replaces becomes a backup in turn. Without `version`, a model
     that a rollback put in service stays: repeating a rollback changes nothing."""
-    current = read_manifest(models_dir)
+    current = read_manifest(models_dir, key)
     if version is None and current is not None and current.rolled_back:
         raise ModelError(
             f"model {current.version} is in service through a rollback already"
             f" ({current.decision}): repeating it changes nothing. To roll back further, name"
             " the version: `causa rollback VERSION` (`causa models` lists them)"
         )
-    backups = [info for kind, info in list_models(models_dir) if kind == "backup"]
+    backups = [info for kind, info in list_models(models_dir, key) if kind == "backup"]
     if not backups:
         raise ModelError(f"no backups in {models_dir / 'backups'}: nothing to roll back to")
     chosen = (
@@ -355,7 +308,7 @@ def rollback(
             f"no backup {version!r}; `causa models` lists them:"
             f" {', '.join(b.version for b in backups)}"
         )
-    source = models_dir / "backups" / chosen.version / Path(chosen.file).name
+    source = models_dir / "backups" / chosen.version / chosen.name
     if not source.exists() or sha256_of(source) != chosen.sha256:
         raise ModelError(
             f"backup {chosen.version} is missing or corrupt ({source}): choose"
@@ -368,9 +321,9 @@ def rollback(
         os.replace(target.with_suffix(".tmp"), target)
     _back_up(models_dir, current)
     replacing = f", replacing {current.version}" if current else ""
-    restored = ModelInfo(**{**asdict(chosen), "decision": f"{ROLLBACK}{chosen.version}{replacing}"})
-    write_manifest(models_dir, restored)
-    prune_backups(models_dir, keep_backups)
+    restored = replace(chosen, decision=f"{ROLLBACK}{chosen.version}{replacing}")
+    restored = write_manifest(models_dir, restored, key)
+    prune_backups(models_dir, keep_backups, key)
     return restored
 
 
@@ -390,15 +343,20 @@ def _prune_local(current: Path, keep: int) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def sync(store: Path, local: Path, keep: int = DEFAULT_KEEP_BACKUPS) -> ModelInfo | None:
+def sync(
+    store: Path, local: Path, key: bytes, keep: int = DEFAULT_KEEP_BACKUPS
+) -> ModelInfo | None:
     """Install the store's current model in `local` if it is not there yet; the model
     installed, or None when there was nothing new. ModelError when the copy does not match
     the manifest's checksum (nothing is installed then). Local copies are kept as many as
     the registry keeps backups (`keep`), plus the one in service."""
-    info = read_manifest(store)
+    info = read_manifest(store, key)
     if info is None:
         return None
-    mine = read_manifest(local)
+    try:
+        mine = read_manifest(local, key)
+    except ModelError:  # a local copy that does not verify is replaced
+        mine = None
     if mine is not None and (mine.version, mine.sha256) == (info.version, info.sha256):
         return None
     target = local / info.file
@@ -419,10 +377,29 @@ def sync(store: Path, local: Path, keep: int = DEFAULT_KEEP_BACKUPS) -> ModelInf
                 " stays. Promote or roll back again to rewrite the store"
             )
         os.replace(tmp, target)
-    write_manifest(local, info)
+    write_manifest(local, info, key)
     _prune_local(target.parent, keep + 1)
     log.info("model copied from the store", model_version=info.version, store=str(store))
     return info
+
+
+def sign_unsigned(models_dir: Path, key: bytes) -> list[str]:
+    """Sign the manifests in `models_dir` (the current one and the backups') that carry no
+    signature, each after its model file passed every check of a load; the versions signed.
+    Once, after an upgrade from a causa that did not sign: a manifest signed with another
+    key is left as it is (refused)."""
+    done = []
+    backups = sorted((models_dir / "backups").glob("*/"))
+    for directory in [models_dir, *backups]:
+        info = _parse(directory / MANIFEST)
+        if info is None or info.signature:
+            continue
+        # A backup keeps its file beside its manifest; the current one under current/.
+        file = models_dir / info.file if directory == models_dir else directory / info.name
+        load_file(file, info)  # every check of a load in service
+        write_manifest(directory, info, key)
+        done.append(info.version)
+    return done
 
 
 @dataclass(frozen=True)
@@ -432,11 +409,12 @@ class ModelRegistry:
     `home` is where models are promoted, rolled back, listed and pruned: the shared model
     store when there is one (every machine mounts it), else the local models directory.
     `serving` is the directory a worker loads from: its own verified copy of the store
-    (`sync`), or `home` itself without a store.
+    (`sync`), or `home` itself without a store. `key` signs and verifies every manifest.
     """
 
     home: Path
     serving: Path
+    key: bytes = field(repr=False)
     keep_backups: int = DEFAULT_KEEP_BACKUPS
 
     @classmethod
@@ -444,13 +422,16 @@ class ModelRegistry:
         return cls(
             home=settings.model_store or settings.models_dir,
             serving=settings.models_dir,
+            key=signing_key(settings),
             keep_backups=settings.keep_backups,
         )
 
     @classmethod
-    def local(cls, directory: Path, keep_backups: int = DEFAULT_KEEP_BACKUPS) -> ModelRegistry:
+    def local(
+        cls, directory: Path, key: bytes, keep_backups: int = DEFAULT_KEEP_BACKUPS
+    ) -> ModelRegistry:
         """A registry in one directory, without a shared store."""
-        return cls(directory, directory, keep_backups)
+        return cls(directory, directory, key, keep_backups)
 
     @property
     def shared(self) -> bool:
@@ -458,10 +439,14 @@ class ModelRegistry:
 
     def current(self) -> ModelInfo | None:
         """The manifest of the model in service (None when there is none)."""
-        return read_manifest(self.home)
+        return read_manifest(self.home, self.key)
+
+    def serving_manifest(self) -> ModelInfo | None:
+        """The manifest of the model this machine serves (its copy of the store's)."""
+        return read_manifest(self.serving, self.key)
 
     def load_current(self) -> LoadedModel:
-        return load_current(self.home)
+        return load_current(self.home, self.key)
 
     def load(self, info: ModelInfo) -> LoadedModel:
         return load(self.home, info)
@@ -471,18 +456,23 @@ class ModelRegistry:
 
     def promote(self, pipeline: Any, **manifest: Any) -> ModelInfo:
         """Make `pipeline` the model in service (see `promote`)."""
-        return promote(self.home, pipeline, keep_backups=self.keep_backups, **manifest)
+        return promote(
+            self.home, pipeline, key=self.key, keep_backups=self.keep_backups, **manifest
+        )
 
     def rollback(self, version: str | None = None) -> ModelInfo:
-        return rollback(self.home, version, self.keep_backups)
+        return rollback(self.home, self.key, version, self.keep_backups)
 
     def models(self) -> list[tuple[str, ModelInfo]]:
-        return list_models(self.home)
+        return list_models(self.home, self.key)
 
     def prune(self, keep: int | None = None) -> list[str]:
-        return prune_backups(self.home, self.keep_backups if keep is None else keep)
+        return prune_backups(self.home, self.keep_backups if keep is None else keep, self.key)
+
+    def sign_unsigned(self) -> list[str]:
+        return sign_unsigned(self.home, self.key)
 
     def sync(self) -> ModelInfo | None:
         """Copy a new model from the store to the serving directory, verified; nothing to do
         without a store."""
-        return sync(self.home, self.serving, self.keep_backups) if self.shared else None
+        return sync(self.home, self.serving, self.key, self.keep_backups) if self.shared else None

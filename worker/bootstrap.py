@@ -52,7 +52,7 @@ def build(settings: Settings, queue: TaskQueue) -> Runtime:
         settings=settings,
         store=make_store(settings),
         registry=models,
-        models=ModelHolder(models),
+        models=ModelHolder(models, notifier),
         notifier=notifier,
         breaker=Breaker(client, notifier, probe_interval=settings.breaker_probe_interval),
         redis=client,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import structlog
 
+from shared.notify import Notify
 from training import registry
 from training.registry import LoadedModel, ModelError, ModelRegistry
 
@@ -32,8 +33,9 @@ def _stamp(directory: Path) -> tuple[int, int, int] | None:
 
 
 class ModelHolder:
-    def __init__(self, models: ModelRegistry) -> None:
+    def __init__(self, models: ModelRegistry, notifier: Notify | None = None) -> None:
         self.registry = models
+        self.notifier = notifier
         self.models_dir = models.serving
         self._model: LoadedModel | None = None
         self._seen: tuple[int, int, int] | None = None
@@ -52,7 +54,7 @@ class ModelHolder:
             log.error("model store unreadable", error=str(exc), store=str(store))
             return
         except ModelError as exc:  # a bad copy: not again until the store changes
-            log.error("model not copied from the store", error=str(exc), store=str(store))
+            self._refused("model not copied from the store", exc)
         self._store_seen = stamp
 
     def get(self) -> LoadedModel | None:
@@ -64,18 +66,35 @@ class ModelHolder:
         self._seen = stamp
         keeping = self._model.version if self._model else None
         try:
-            info = registry.read_manifest(self.models_dir)
+            info = self.registry.serving_manifest()
             if info is None:
-                raise ModelError(
-                    f"no model in {self.models_dir}: train one with `causa train --bootstrap`"
+                self._retry_at = time.monotonic() + RETRY_FAILED_LOAD_S
+                log.error(
+                    "model not loaded",
+                    error=f"no model in {self.models_dir}",
+                    hint="train one with `causa train --bootstrap`",
                 )
+                return self._model
             if keeping == info.version:
                 return self._model
             model = registry.load(self.models_dir, info)
         except ModelError as exc:
             self._retry_at = time.monotonic() + RETRY_FAILED_LOAD_S
-            log.error("model not loaded", error=str(exc), keeping=keeping)
+            self._refused("model not loaded", exc)
             return self._model
         log.info("model loaded", model_version=model.version, previous=keeping)
         self._model = model
         return model
+
+    def _refused(self, what: str, exc: ModelError) -> None:
+        """The model in service stays (or none: tickets stay pending); people are told."""
+        keeping = self._model.version if self._model else None
+        log.error(what, error=str(exc), keeping=keeping)
+        if self.notifier is not None:
+            self.notifier.send(
+                "model refused",
+                f"{what}: {'the worker keeps model ' + keeping if keeping else 'no model'}",
+                f"{exc}\n\nTickets stay pending until a model passes the checks.",
+                level="failure",
+                key="model-refused",
+            )

@@ -18,6 +18,8 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FAMILIES = ("svc", "logreg", "sgd", "cnb", "xgb")
+# A signing key shorter than this is guessable (32 hex characters: 128 bits).
+MIN_SIGNING_KEY_CHARS = 32
 
 
 class Connections(BaseModel):
@@ -39,6 +41,20 @@ class Connections(BaseModel):
     # A directory every machine can read (NFS, a shared volume): promotions are published
     # there and workers copy new models from it, checksum verified. None: models_dir only.
     model_store: Path | None = None
+    # Signs every model manifest (HMAC-SHA256); the same on every machine. Required with
+    # model_store; without it, a key made once in home/model-signing.key.
+    model_signing_key: SecretStr | None = None
+
+    @field_validator("model_signing_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SIGNING_KEY_CHARS:
+            raise ValueError(
+                f"CAUSA_MODEL_SIGNING_KEY has {len(value.get_secret_value())} characters, fewer"
+                f" than {MIN_SIGNING_KEY_CHARS}: make a random one with"
+                " `python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return value
 
 
 class TicketTable(BaseModel):

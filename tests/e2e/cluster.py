@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -94,5 +94,16 @@ def cluster(
             procs[name] = processes.start(name, args[kind] + extra, full_env, logdir)
         processes.wait_ready(logdir, procs)
         yield procs
+    except BaseException:
+        print_tails(logdir, procs)  # pytest shows them with the failure
+        raise
     finally:
         processes.stop(list(procs.values()))
+
+
+def print_tails(logdir: Path, names: Iterable[str], lines: int = 60) -> None:
+    for name in names:
+        log = logdir / f"{name}.log"
+        if log.exists():
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            print(f"--- last {len(tail)} lines of {log}", *tail, sep="\n")

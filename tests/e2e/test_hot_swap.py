@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from tests.e2e.cluster import cluster
-from tests.helpers import demo_rows, insert, statuses, wait_for
+from tests.helpers import KEY, demo_rows, insert, statuses, wait_for
 from training import registry
 
 SWAP_WINDOW_S = 2.0
@@ -20,7 +20,7 @@ SWAP_WINDOW_S = 2.0
 def test_promotion_reaches_every_worker_process_without_a_restart(
     conn: psycopg.Connection[Any], model: Path, redis_url: str, tmp_path: Path
 ) -> None:
-    old = registry.read_manifest(model)
+    old = registry.read_manifest(model, KEY)
     assert old is not None
     pipeline = registry.load(model, old).pipeline
     with cluster(tmp_path, model, "worker", "beat", "listener"):
@@ -32,6 +32,7 @@ def test_promotion_reaches_every_worker_process_without_a_restart(
                 new = registry.promote(
                     model,
                     pipeline,
+                    key=KEY,
                     classes=old.classes,
                     n_train=old.n_train,
                     decision="hot-swap test",

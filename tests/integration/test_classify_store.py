@@ -10,7 +10,7 @@ import psycopg
 from flows.classify import classify_batch
 from shared.settings import Settings
 from shared.store import PostgresStore, is_pooled
-from tests.helpers import demo_rows, insert, statuses
+from tests.helpers import KEY, demo_rows, insert, statuses
 from training import registry
 from training.registry import ModelRegistry
 from worker.model_holder import ModelHolder
@@ -35,7 +35,7 @@ def run_batch(
 ) -> dict[str, Any]:
     return classify_batch(
         store,
-        ModelHolder(ModelRegistry.local(models_dir)),
+        ModelHolder(ModelRegistry.local(models_dir, KEY)),
         settings,
         worker="test",
         limit=1000,
@@ -91,7 +91,7 @@ def test_missing_or_corrupt_model_leaves_tickets_pending(
     from tests.helpers import install_model
 
     install_model(models_dir, model_cache)
-    info = registry.read_manifest(models_dir)
+    info = registry.read_manifest(models_dir, KEY)
     assert info is not None
     (models_dir / info.file).write_bytes(b"not a model")
     assert run_batch(settings, store, models_dir)["claimed"] == 0  # corrupt file

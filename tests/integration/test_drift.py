@@ -15,7 +15,7 @@ from flows.classify import classify_batch
 from flows.drift import check
 from shared.settings import Settings
 from shared.store import PostgresStore
-from tests.helpers import demo_rows, insert
+from tests.helpers import KEY, demo_rows, insert
 from training.registry import ModelRegistry
 from worker import demodata
 from worker.model_holder import ModelHolder
@@ -54,7 +54,10 @@ def classified(
 ) -> tuple[PostgresStore, ModelHolder]:
     """Insert the tickets and classify them the way a worker does."""
     insert(conn, rows)
-    store, holder = PostgresStore(settings), ModelHolder(ModelRegistry.local(settings.models_dir))
+    store, holder = (
+        PostgresStore(settings),
+        ModelHolder(ModelRegistry.local(settings.models_dir, KEY)),
+    )
     summary = classify_batch(store, holder, settings, worker="test", limit=len(rows))
     assert summary["claimed"] == len(rows)
     return store, holder

@@ -11,6 +11,7 @@ import psycopg
 
 from shared.settings import Settings
 from tasks import training as training_tasks
+from tests.helpers import KEY
 from training import bootstrap, dataset
 from training.registry import ModelRegistry
 from worker import demodata
@@ -30,7 +31,7 @@ def test_a_retrain_by_the_task_promotes_into_the_store_and_reaches_another_worke
         dataset.Example(f"S{i}", f"{t.short_description} {t.description}", history[i + 1].cause)
         for i, t in enumerate(history[:200])
     ]
-    champion, _ = bootstrap.train(shuffled, ModelRegistry.local(store))
+    champion, _ = bootstrap.train(shuffled, ModelRegistry.local(store, KEY))
     # ... tickets people labelled, and the machine that trains with its own local directory
     conn.cursor().executemany(
         "INSERT INTO tickets (number, short_description, description, causa)"
@@ -52,7 +53,7 @@ def test_a_retrain_by_the_task_promotes_into_the_store_and_reaches_another_worke
 
     # then the challenger is promoted into the store, the champion kept as a backup there
     assert summary["decision"] == "promote", summary
-    promoted = ModelRegistry.local(store).current()
+    promoted = ModelRegistry.local(store, KEY).current()
     assert promoted is not None and promoted.version == summary["version"] != champion.version
     assert [info.version for _, info in rt.registry.models()] == [
         promoted.version,
@@ -60,6 +61,6 @@ def test_a_retrain_by_the_task_promotes_into_the_store_and_reaches_another_worke
     ]
     assert not (trainer_local / "manifest.json").exists(), "nothing promoted outside the store"
     # and a worker on another machine serves it from its own verified copy
-    served = ModelHolder(ModelRegistry(store, other_local)).get()
+    served = ModelHolder(ModelRegistry(store, other_local, KEY)).get()
     assert served is not None and served.version == promoted.version
     assert (other_local / "manifest.json").exists()

@@ -11,6 +11,7 @@ import pytest
 
 from flows.drift import check
 from shared.settings import Settings
+from tests.helpers import KEY
 from training import candidates, dataset, drift, registry
 from training.registry import LoadedModel, ModelRegistry
 from worker import demodata
@@ -122,7 +123,7 @@ def test_the_report_is_json_safe() -> None:
 
 
 def test_unknown_words_of_the_installed_model(model: Path) -> None:
-    loaded = registry.load_current(model)
+    loaded = registry.load_current(model, KEY)
     vectorizer = drift.word_vectorizer(loaded.pipeline)
     assert vectorizer is not None and vectorizer.analyzer == "word"
     known = sorted(w for w in vectorizer.vocabulary_ if " " not in w and w.isalpha())[:4]
@@ -160,7 +161,7 @@ def test_the_word_vectorizer_is_found_in_candidate_pipelines() -> None:
 
 
 def test_a_bootstrapped_model_carries_its_reference(model: Path) -> None:
-    info = registry.read_manifest(model)
+    info = registry.read_manifest(model, KEY)
     assert info is not None
     ref = info.reference
     assert ref["tickets"] == info.metrics["n_holdout"] > 100
@@ -201,7 +202,7 @@ def test_a_promoted_challenger_carries_its_reference(tmp_path: Path) -> None:
         min_class_count=10,
     )
     report = retrain(data, settings, ModelRegistry.from_settings(settings), trigger="test")
-    info = registry.read_manifest(settings.models_dir)
+    info = registry.read_manifest(settings.models_dir, KEY)
     assert report.version is not None and info is not None and info.version == report.version
     assert info.reference["tickets"] == report.n_holdout
     assert set(info.reference["classes"]) == set(info.classes)
@@ -252,7 +253,7 @@ def stream(
 
 
 def test_check_stores_every_report_and_notifies_only_drift(model: Path) -> None:
-    loaded = registry.load_current(model)
+    loaded = registry.load_current(model, KEY)
     settings = Settings(models_dir=model, drift_min_tickets=100)
     # given the model's decisions on ordinary tickets, and a few of an older model
     store = FakeStore(stream(loaded, texts(150)) + stream(loaded, texts(20), version="old"))

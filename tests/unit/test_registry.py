@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import structlog
 
-from tests.helpers import install_model
+from tests.helpers import KEY, install_model
 from training import registry
 from training.registry import ModelError, ModelRegistry
 from worker.model_holder import ModelHolder
 
 
 def test_a_promoted_model_loads_and_predicts(model: Path) -> None:
-    info = registry.read_manifest(model)
+    info = registry.read_manifest(model, KEY)
     assert info is not None and info.decision == "bootstrap"
     loaded = registry.load(model, info)
     assert loaded.predict_proba(["no puedo imprimir"]).shape == (1, len(info.classes))
@@ -25,7 +25,7 @@ def test_a_promoted_model_loads_and_predicts(model: Path) -> None:
 
 
 def test_a_tampered_file_is_refused(model: Path) -> None:
-    info = registry.read_manifest(model)
+    info = registry.read_manifest(model, KEY)
     assert info is not None
     path = model / info.file
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
@@ -34,7 +34,7 @@ def test_a_tampered_file_is_refused(model: Path) -> None:
 
 
 def test_a_truncated_file_is_refused(model: Path) -> None:
-    info = registry.read_manifest(model)
+    info = registry.read_manifest(model, KEY)
     assert info is not None
     path = model / info.file
     path.write_bytes(path.read_bytes()[:100])
@@ -43,7 +43,7 @@ def test_a_truncated_file_is_refused(model: Path) -> None:
 
 
 def test_a_model_from_another_scikit_learn_minor_is_refused(model: Path) -> None:
-    info = registry.read_manifest(model)
+    info = registry.read_manifest(model, KEY)
     assert info is not None
     info.libraries["scikit-learn"] = "0.1.0"
     with pytest.raises(ModelError, match=r"scikit-learn 0\.1\.0.*retrain"):
@@ -99,10 +99,10 @@ def test_a_model_of_library_functions_is_refused_before_any_runs(tmp_path: Path)
         classes=["a"],
         n_train=1,
     )
-    registry.write_manifest(tmp_path, info)
+    registry.write_manifest(tmp_path, info, KEY)
     # when it is loaded; then it is refused, naming the functions
     with pytest.raises(ModelError, match=r"numpy\.full_like.*numpy\.take"):
-        registry.load_current(tmp_path)
+        registry.load_current(tmp_path, KEY)
 
 
 @pytest.mark.parametrize(
@@ -127,22 +127,24 @@ def test_a_manifest_pointing_outside_the_registry_is_refused(
     }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="not a model causa made"):
-        registry.read_manifest(tmp_path)
+        registry.read_manifest(tmp_path, KEY)
 
 
 def test_the_holder_swaps_on_a_new_manifest_and_keeps_the_old_model_on_a_bad_one(
     models_dir: Path, model_cache: Path
 ) -> None:
     install_model(models_dir, model_cache)
-    holder = ModelHolder(ModelRegistry.local(models_dir))
+    holder = ModelHolder(ModelRegistry.local(models_dir, KEY))
     first = holder.get()
     assert first is not None
     assert holder.get() is first  # unchanged manifest: the same object, no reload
 
     # a new version promoted: the next batch gets it
-    info = registry.read_manifest(models_dir)
+    info = registry.read_manifest(models_dir, KEY)
     assert info is not None
-    second_info = registry.promote(models_dir, first.pipeline, classes=info.classes, n_train=1)
+    second_info = registry.promote(
+        models_dir, first.pipeline, classes=info.classes, n_train=1, key=KEY
+    )
     second = holder.get()
     assert second is not None and second.version == second_info.version != first.version
     assert (models_dir / "backups" / first.version / Path(info.file).name).exists()
@@ -158,24 +160,26 @@ def test_the_holder_swaps_on_a_new_manifest_and_keeps_the_old_model_on_a_bad_one
     )
     shutil.copy(models_dir / second_info.file, models_dir / broken.file)
     with structlog.testing.capture_logs() as logs:
-        registry.write_manifest(models_dir, broken)
+        registry.write_manifest(models_dir, broken, KEY)
         assert holder.get() is second
     assert any(e["event"] == "model not loaded" and "corrupt" in e["error"] for e in logs)
 
 
 def test_no_model_means_none_and_a_clear_log(tmp_path: Path) -> None:
     with structlog.testing.capture_logs() as logs:
-        assert ModelHolder(ModelRegistry.local(tmp_path)).get() is None
-    assert "causa train --bootstrap" in logs[0]["error"]
+        assert ModelHolder(ModelRegistry.local(tmp_path, KEY)).get() is None
+    assert "no model in" in logs[0]["error"] and "causa train --bootstrap" in logs[0]["hint"]
 
 
 def test_backups_are_bounded(models_dir: Path, model_cache: Path) -> None:
     install_model(models_dir, model_cache)
-    info = registry.read_manifest(models_dir)
+    info = registry.read_manifest(models_dir, KEY)
     assert info is not None
     pipeline = registry.load(models_dir, info).pipeline
     for _ in range(4):
-        registry.promote(models_dir, pipeline, classes=info.classes, n_train=1, keep_backups=2)
+        registry.promote(
+            models_dir, pipeline, classes=info.classes, n_train=1, keep_backups=2, key=KEY
+        )
     assert len(list((models_dir / "backups").iterdir())) == 2
     assert len(list((models_dir / "current").glob("*.skops"))) <= 2
 

@@ -8,6 +8,7 @@ import mlflow
 import pytest
 
 from shared.settings import Settings
+from tests.helpers import KEY
 from training import dataset, registry, tracking
 from training.registry import ModelRegistry
 from training.train import TrainingReport, retrain
@@ -46,10 +47,10 @@ def test_two_trainings_on_the_same_data_give_identical_predictions(tmp_path: Pat
     first = train(data, settings_for(tmp_path / "a"))
     second = train(data, settings_for(tmp_path / "b"))
     assert first.summary()["challenger"] == second.summary()["challenger"]
-    info_a = registry.read_manifest(tmp_path / "a" / "models")
+    info_a = registry.read_manifest(tmp_path / "a" / "models", KEY)
     assert info_a is not None
     a = registry.load(tmp_path / "a" / "models", info_a)
-    info_b = registry.read_manifest(tmp_path / "b" / "models")
+    info_b = registry.read_manifest(tmp_path / "b" / "models", KEY)
     assert info_b is not None
     b = registry.load(tmp_path / "b" / "models", info_b)
     _, holdout = dataset.split(data)
@@ -62,19 +63,19 @@ def test_first_model_promoted_then_an_equal_challenger_kept_then_rollback(tmp_pa
     data = examples()
     first = train(data, s)
     assert first.version is not None and first.decision.promote
-    info = registry.read_manifest(s.models_dir)
+    info = registry.read_manifest(s.models_dir, KEY)
     assert info is not None and info.thresholds and info.metrics["macro_f1"] > 0.8
     # the same data again: no gain of 0.01, the champion stays
     second = train(data, s)
     assert not second.decision.promote and second.version is None
-    kept = registry.read_manifest(s.models_dir)
+    kept = registry.read_manifest(s.models_dir, KEY)
     assert kept is not None and kept.version == first.version
     # an easier bar promotes, the old one becomes a backup, and rollback restores it
     third = train(data, s.model_copy(update={"min_improvement": -1.0}))
     assert third.version not in (None, first.version)
-    listed = registry.list_models(s.models_dir)
+    listed = registry.list_models(s.models_dir, KEY)
     assert [k for k, _ in listed] == ["current", "backup"]
-    restored = registry.rollback(s.models_dir)
+    restored = registry.rollback(s.models_dir, KEY)
     assert restored.version == first.version
     assert restored.decision.startswith("rollback")
 
@@ -85,7 +86,7 @@ def test_rare_classes_are_left_out_and_reported(tmp_path: Path) -> None:
     ]
     report = train(data, settings_for(tmp_path))
     assert report.left_out == {"Licencias": 10}
-    info = registry.read_manifest(tmp_path / "models")
+    info = registry.read_manifest(tmp_path / "models", KEY)
     assert info is not None and "Licencias" not in info.classes
 
 

@@ -92,12 +92,16 @@ def _bootstrap(s: Settings, csv: dataset.Csv | None, *, tickets: bool, force: bo
 def models() -> None:
     """The model in service and the backups."""
     registry = ModelRegistry.from_settings(settings())
+    try:
+        listed = registry.models()
+    except ModelError as exc:
+        raise fail(str(exc)) from None
     render.table(
         f"models in {registry.home}",
         ("", "version", "created", "trained on", "macro-F1", "decision"),
         (
             (kind, info.version, info.created_at, str(info.n_train), _f1(info), info.decision)
-            for kind, info in registry.models()
+            for kind, info in listed
         ),
     )
 
@@ -116,6 +120,21 @@ def rollback(
     except ModelError as exc:
         raise fail(str(exc)) from None
     console.print(f"model {info.version} is in service again")
+
+
+def sign_models() -> None:
+    """Sign the manifests of the models in the registry that carry no signature, each after
+    its file passed every check of a load: once, after upgrading from a causa that did not
+    sign (its models are refused until then). Run it where CAUSA_MODEL_SIGNING_KEY is set as
+    on the workers."""
+    registry = ModelRegistry.from_settings(settings())
+    try:
+        versions = registry.sign_unsigned()
+    except ModelError as exc:
+        raise fail(f"{exc}: nothing after it was signed") from None
+    console.print(
+        f"signed {len(versions)} model(s) in {registry.home}: {', '.join(versions) or 'none'}"
+    )
 
 
 def evaluate(
@@ -163,4 +182,11 @@ def predict(text: Annotated[str, typer.Argument(help="A ticket's text.")]) -> No
         print(f"  {c}: {p:.3f}")
 
 
-COMMANDS: list[Callable[..., object]] = [train, models, rollback, evaluate, predict]
+COMMANDS: list[Callable[..., object]] = [
+    train,
+    models,
+    rollback,
+    sign_models,
+    evaluate,
+    predict,
+]

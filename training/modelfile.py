@@ -1,0 +1,188 @@
+"""A model file and what its manifest says of it (`ModelInfo`), and the one way a file
+becomes a model in service (`load`).
+
+Model files are skops files (no pickle): a file is read once, its bytes' SHA-256 must match
+the manifest, every type in it that skops does not trust by default must be on causa's exact
+allow-list (no library function: a function in a model file is code run at predict time),
+and the model is loaded from those same bytes. A manifest's version and file name must have
+causa's form (no path outside the registry). A model built with another minor version of
+scikit-learn or XGBoost is refused: retrain it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The types beyond skops' own trusted ones that causa's pipelines contain, exactly (a test
+# builds every model family and checks): causa's text normaliser is the only function.
+TRUSTED_TYPES = frozenset(
+    {
+        "shared.text.normalize",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.utils._bunch.Bunch",
+        "xgboost.core.Booster",
+        "xgboost.sklearn.XGBClassifier",
+    }
+)
+# A model version: when it was made and the start of its file's SHA-256.
+VERSION = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+# How a rolled-back model's manifest begins its decision (and how a repeat is recognised).
+ROLLBACK = "rollback to "
+
+
+class ModelError(RuntimeError):
+    """A model cannot be used; the message says why and what to do."""
+
+
+def library_versions() -> dict[str, str]:
+    # lazy, here and in load: commands that never touch a model file (`causa health`,
+    # `status`, `admin`) start without a second of model libraries.
+    import sklearn
+    import skops
+    import xgboost
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "xgboost": xgboost.__version__,
+        "skops": skops.__version__,
+    }
+
+
+def preload() -> None:
+    """Import the libraries that loading and saving a model needs (a worker does it once,
+    before it forks its pool processes)."""
+    import skops.io  # noqa: F401  (lazy: see library_versions)
+
+    library_versions()
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+@dataclass
+class ModelInfo:
+    version: str
+    file: str  # relative to the models directory
+    sha256: str
+    created_at: str
+    classes: list[str]
+    n_train: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    libraries: dict[str, str] = field(default_factory=library_versions)
+    decision: str = "bootstrap"
+    # The model's behaviour on its holdout (training.drift.reference), what the drift report
+    # compares recent decisions with; empty for models promoted before drift monitoring.
+    reference: dict[str, Any] = field(default_factory=dict)
+    # HMAC-SHA256 of everything above with the installation's key (training.registry).
+    signature: str = ""
+
+    @property
+    def name(self) -> str:
+        """The model file's name (in current/, and in a backup's directory)."""
+        return f"{self.version}.skops"
+
+    @property
+    def rolled_back(self) -> bool:
+        """This model is in service because a rollback put it back."""
+        return self.decision.startswith(ROLLBACK)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelInfo:
+        """A manifest's content; ModelError unless its version and file have causa's form
+        (`current/<version>.skops`: a manifest never points outside the registry)."""
+        known = {f for f in cls.__dataclass_fields__}
+        try:
+            info = cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise ModelError(f"a manifest lacks what causa writes in one ({exc})") from None
+        version = info.version if isinstance(info.version, str) else ""
+        if not VERSION.match(version) or info.file != f"current/{version}.skops":
+            raise ModelError(
+                f"a manifest names version {str(info.version)[:40]!r} in file"
+                f" {str(info.file)[:80]!r}: not a model causa made; refusing it"
+            )
+        return info
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    info: ModelInfo
+    pipeline: Any  # a fitted scikit-learn Pipeline with predict_proba
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def classes(self) -> list[str]:
+        return self.info.classes
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return self.info.thresholds
+
+    def predict_proba(self, texts: list[str]) -> Any:
+        return self.pipeline.predict_proba(texts)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dumps(pipeline: Any) -> bytes:
+    import skops.io as sio  # lazy: see library_versions
+
+    return bytes(sio.dumps(pipeline))
+
+
+def load(path: Path, info: ModelInfo) -> LoadedModel:
+    """Verify and load the model file `path` that `info` describes. Raises ModelError, never
+    loads blindly."""
+    try:
+        data = path.read_bytes()  # read once: what is checked is what is loaded
+    except FileNotFoundError:
+        raise ModelError(
+            f"model file {path} is missing: restore it with `causa rollback`"
+            " or train again with `causa train --bootstrap --force`"
+        ) from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != info.sha256:
+        raise ModelError(
+            f"model file {path} is corrupt or was changed: SHA-256 {actual[:12]}…"
+            f" does not match the manifest's {info.sha256[:12]}…; refusing to load it"
+        )
+    here = library_versions()
+    for lib in ("scikit-learn", "xgboost"):
+        built = info.libraries.get(lib, "?")
+        if _minor(built) != _minor(here[lib]):
+            raise ModelError(
+                f"model {info.version} was built with {lib} {built}, this process"
+                f" has {here[lib]}: retrain it with `causa train --force`"
+            )
+    import skops.io as sio  # lazy: see library_versions
+
+    untrusted = sio.get_untrusted_types(data=data)
+    refused = sorted(set(untrusted) - TRUSTED_TYPES)
+    if refused:
+        raise ModelError(
+            f"model file {path} contains types causa never puts in a model: {refused[:10]};"
+            " refusing it (a function or class in a model file runs as code)"
+        )
+    try:
+        pipeline = sio.loads(data, trusted=untrusted)
+    except Exception as exc:
+        raise ModelError(f"model file {path} could not be loaded: {exc}") from exc
+    return LoadedModel(info, pipeline)
