@@ -25,5 +25,6 @@ def watch() -> dict[str, Any]:
 
 @app.task(name=names.RETAIN)
 def retain() -> dict[str, int]:
-    """Beat, at CAUSA_RETENTION_CRON: old decisions and events deleted in small batches."""
-    return apply_retention(app.runtime.store, app.runtime.settings)
+    """Beat, at CAUSA_RETENTION_CRON: old decisions, events and training runs deleted."""
+    rt = app.runtime
+    return apply_retention(rt.store, rt.settings, rt.registry)

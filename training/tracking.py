@@ -4,6 +4,8 @@ data fingerprint, the decision, and the model file itself (skops, never a pickle
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -13,6 +15,8 @@ import structlog
 
 log = structlog.get_logger("causa.mlflow")
 EXPERIMENT = "causa"
+# `mlflow gc` of the local store: it deletes files, seconds even for hundreds of runs.
+GC_TIMEOUT_S = 600
 
 
 def tracking_uri(home: Path, configured: str | None) -> str:
@@ -77,6 +81,48 @@ def log_training(
             error=f"{type(exc).__name__}: {exc}"[:500],
         )
         return None
+
+
+def purge_runs(uri: str, older_than_days: int, keep: set[str]) -> int:
+    """Delete the training runs started more than `older_than_days` ago, except those of the
+    models in the registry (`keep`, by version); how many. MLflow only marks them deleted:
+    their artifacts (each run's model file) are freed by `mlflow gc` where the store lives,
+    done here for the local store (a tracking server runs its own)."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return 0  # no training was logged here: nothing to open (MLflow would create it)
+    from mlflow import MlflowClient  # lazy: see log_training
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return 0
+    cutoff = int((time.time() - older_than_days * 86400) * 1000)
+    old = [
+        run
+        for run in client.search_runs(
+            [experiment.experiment_id], f"attributes.start_time < {cutoff}", max_results=1000
+        )
+        if run.data.tags.get("version") not in keep
+    ]
+    for run in old:
+        client.delete_run(run.info.run_id)
+    if old and uri.startswith("sqlite"):
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "gc",
+                "--backend-store-uri",
+                uri,
+                "--tracking-uri",
+                uri,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=GC_TIMEOUT_S,
+        )
+    return len(old)
 
 
 def _plot(confusion: dict[str, Any], path: Path) -> None:

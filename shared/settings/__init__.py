@@ -247,7 +247,27 @@ def load_settings(**overrides: Any) -> Settings:
                 **overrides,
             }
         )
+    if unfilled := placeholders(settings):
+        raise ConfigError(
+            f"{', '.join(unfilled)} still hold{'s' if len(unfilled) == 1 else ''} the"
+            f" placeholder {PLACEHOLDER!r} of .env.example: set a real secret, or comment the"
+            " line out"
+        )
     return settings
+
+
+# What .env.example puts where a secret goes: a secret still holding it was never filled in.
+PLACEHOLDER = "change-me"
+
+
+def placeholders(settings: Settings) -> list[str]:
+    """The secret settings that still hold .env.example's placeholder, by variable name."""
+    return [
+        env_names(name)[0]
+        for name in Settings.model_fields
+        if isinstance(value := getattr(settings, name), SecretStr)
+        and PLACEHOLDER in value.get_secret_value()
+    ]
 
 
 def timing_problems(settings: Settings) -> list[str]:

@@ -234,6 +234,9 @@ class Monitoring(BaseModel):
     # than this are deleted (the newest event of each kind and install records stay).
     decision_retention_days: int = Field(180, ge=1)
     event_retention_days: int = Field(180, ge=1)
+    # MLflow training runs (each with its model file) older than this are deleted, but for
+    # those of the models in the registry.
+    run_retention_days: int = Field(180, ge=1)
     retention_cron: str = "30 3 * * *"  # when beat runs the retention task
 
     _cron = field_validator("drift_cron", "retention_cron")(lambda value: check_cron(value))

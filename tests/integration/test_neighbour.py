@@ -227,7 +227,7 @@ def test_retention_deletes_old_records_in_batches_and_keeps_the_newest_event_of_
         " ('install', now() - interval '400 days')"
     )
     # when retention runs
-    deleted = retain(rt.store, rt.settings)
+    deleted = retain(rt.store, rt.settings, rt.registry)
     # then the old decisions are gone, and of the old events only the one that is no longer
     # the newest of its kind
     assert deleted["decisions"] == 12 and deleted["events"] == 1

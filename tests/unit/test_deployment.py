@@ -21,6 +21,7 @@ LONG_RUNNING = ("worker", "beat", "listener")
 # ${VAR}, ${VAR:-default}, ${VAR:?message}, ${VAR-default}: the variable's name.
 INTERPOLATED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 ENV_LINE = re.compile(r"^#?([A-Z][A-Z0-9_]*)=", re.M)
+SECRET = re.compile(r"PASSWORD|TOKEN|KEY|DSN|WEBHOOK|DATABASE_URL")
 # What a user may set, by the list: each must be in .env.example.
 USER_SETTINGS = (
     "DATABASE_URL",
@@ -173,10 +174,10 @@ def test_every_variable_the_compose_file_reads_is_in_env_example() -> None:
     assert used <= listed, f"missing from .env.example: {sorted(used - listed)}"
 
 
-def test_env_example_lists_what_a_user_sets_with_a_comment_each_and_no_secrets() -> None:
-    lines = env_example().splitlines()
-    listed = set(ENV_LINE.findall(env_example()))
-    assert set(USER_SETTINGS) <= listed, sorted(set(USER_SETTINGS) - listed)
+@pytest.mark.parametrize("name", [".env.example", "causa.env.example"])
+def test_the_example_files_explain_every_variable(name: str) -> None:
+    text = (ROOT / name).read_text()
+    lines = text.splitlines()
     for i, line in enumerate(lines):
         match = ENV_LINE.match(line)
         if not match:
@@ -186,12 +187,40 @@ def test_env_example_lists_what_a_user_sets_with_a_comment_each_and_no_secrets()
         while j >= 0 and ENV_LINE.match(lines[j]):
             j -= 1
         assert j >= 0 and lines[j].startswith("# "), f"no comment for {match.group(1)}"
+    # what a user sets is in one of them; the settings file holds no secret at all
+    listed = set(ENV_LINE.findall(env_example() + (ROOT / "causa.env.example").read_text()))
+    assert set(USER_SETTINGS) <= listed, sorted(set(USER_SETTINGS) - listed)
+    assert not SECRET.search(" ".join(ENV_LINE.findall((ROOT / "causa.env.example").read_text())))
+
+
+def test_env_example_ships_no_usable_secret_and_compose_requires_the_ones_it_needs() -> None:
+    for line in env_example().splitlines():
         name, _, value = line.lstrip("#").partition("=")
-        secret = re.search(r"PASSWORD|TOKEN|KEY|DSN|WEBHOOK", name)
-        if secret and value and not line.startswith("#"):
-            assert "change-me" in value, f"{name} holds what looks like a real secret"
-    # optional settings are commented out, never left empty (NAME= counts as unset anyway)
-    assert not re.search(r"^[A-Z_]+=\s*$", env_example(), re.M)
+        if ENV_LINE.match(line) and SECRET.search(name):
+            assert line.startswith("#") and value == "", f"{name} ships a value"
+    for required in ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "CAUSA_MODEL_SIGNING_KEY"):
+        assert f"${{{required}:?" in COMPOSE_TEXT, required
+    assert "${CAUSA_FLOWER_PASSWORD:?" in SERVICES["flower"]["environment"]["CAUSA_FLOWER_PASSWORD"]
+
+
+def test_secrets_reach_only_the_services_that_need_them() -> None:
+    # no service gets .env wholesale; each secret is handed to the services that use it
+    given = {name: set(service.get("environment", {})) for name, service in SERVICES.items()}
+    files = [f["path"] for service in SERVICES.values() for f in service.get("env_file", [])]
+    assert files and set(files) == {"causa.env"}
+    database = {"DATABASE_URL", "SUPABASE_SERVICE_ROLE_KEY"}
+    notify = {"SMTP_PASSWORD", "NOTIFY_URLS", "SLACK_WEBHOOK_URL", "TELEGRAM_BOT_TOKEN"}
+    signing = {"CAUSA_MODEL_SIGNING_KEY"}
+    assert database | notify | signing <= given["worker"]
+    assert database | notify <= given["listener"] and not signing & given["listener"]
+    assert database <= given["migrate"] and not (notify | signing) & given["migrate"]
+    assert database <= given["beat"] and not (notify | signing) & given["beat"]
+    assert not (database | notify | signing) & given["flower"]
+    assert (
+        "CAUSA_FLOWER_PASSWORD" in given["flower"]
+        and "CAUSA_FLOWER_PASSWORD" not in given["worker"]
+    )
+    assert not {"REDIS_URL", "DATABASE_URL"} & given["mlflow"]
 
 
 def test_the_image_entrypoint_is_causa() -> None:

@@ -111,3 +111,12 @@ def test_an_empty_value_counts_as_unset_as_env_example_says(
     comments = " ".join(line.lstrip("# ") for line in example.splitlines() if line.startswith("#"))
     assert "empty value is a value" not in comments
     assert "NAME=" in comments and "counts as unset" in comments
+
+
+def test_a_secret_left_at_the_placeholder_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SMTP_PASSWORD", "change-me")
+    monkeypatch.setenv("CAUSA_FLOWER_PASSWORD", "change-me-to-a-long-random-string")
+    with pytest.raises(ConfigError, match=r"CAUSA_FLOWER_PASSWORD, SMTP_PASSWORD still hold"):
+        load_settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import mlflow
@@ -110,3 +111,31 @@ def test_each_training_is_an_mlflow_run_with_the_model_file(tmp_path: Path) -> N
     assert {"decision.json", "confusion_matrix.png", "model"} <= artifacts
     files = client.list_artifacts(report.mlflow_run, "model")
     assert files and files[0].path.endswith(".skops")
+
+
+def test_old_training_runs_are_deleted_with_their_files_but_the_registrys_models_kept(
+    tmp_path: Path,
+) -> None:
+    # given three runs with a model file each: two of 200 days ago (one of them of a model
+    # the registry still keeps) and one of today
+    uri = tracking.tracking_uri(tmp_path, None)
+    model_file = tmp_path / "model.skops"
+    model_file.write_bytes(b"a model")
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment(
+        tracking.EXPERIMENT, artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    long_ago = int((time.time() - 200 * 86400) * 1000)
+    runs = {}
+    for version, started in [("old", long_ago), ("backup", long_ago), ("new", None)]:
+        run = client.create_run(experiment, start_time=started, tags={"version": version})
+        client.log_artifact(run.info.run_id, str(model_file), artifact_path="model")
+        runs[version] = run.info.run_id
+    # when retention keeps 180 days
+    deleted = tracking.purge_runs(uri, 180, keep={"backup"})
+    # then only the old run that no model in the registry needs is gone, its file with it
+    assert deleted == 1
+    left = client.search_runs([experiment])
+    assert {r.data.tags["version"] for r in left} == {"backup", "new"}
+    assert not (tmp_path / "artifacts" / runs["old"] / "artifacts" / "model").exists()
+    assert (tmp_path / "artifacts" / runs["backup"] / "artifacts" / "model").exists()
