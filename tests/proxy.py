@@ -55,6 +55,7 @@ class Proxy:
         self._blackhole = False
         self._drop_reply = threading.Event()
         self.dropped = 0  # replies dropped by drop_next_reply()
+        self._frozen = threading.Event()
         self._lock = threading.Lock()
 
     def __enter__(self) -> Proxy:
@@ -113,6 +114,8 @@ class Proxy:
     def _pump(self, source: socket.socket, sink: socket.socket, replies: bool = False) -> None:
         try:
             while data := source.recv(CHUNK):
+                if self._frozen.is_set():
+                    continue  # lost on the way; the sender's TCP saw it acknowledged
                 if replies and self._drop_reply.is_set():
                     self._drop_reply.clear()
                     self.dropped += 1
@@ -128,6 +131,11 @@ class Proxy:
     def drop_next_reply(self) -> None:
         """Drop the connection that carries the server's next reply, and the reply with it."""
         self._drop_reply.set()
+
+    def freeze(self) -> None:
+        """Let everything sent vanish, both ways, with every connection left open: a
+        half-open connection, which only a deadline of the client's own can notice."""
+        self._frozen.set()
 
     def cut(self, blackhole: bool = False) -> None:
         """Drop every connection; refuse (or, with `blackhole`, swallow) new ones."""
@@ -145,6 +153,7 @@ class Proxy:
 
     def restore(self) -> None:
         """Forward again, on the same port."""
+        self._frozen.clear()
         self._blackhole = False
         with self._lock:
             held, self._held = self._held, []

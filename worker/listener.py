@@ -4,6 +4,9 @@ safety net for whatever is missed while the listener is down."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +27,9 @@ RECONNECT_MAX_S = 30.0
 IDLE_WAKEUP_S = 1.0  # how often the loop looks at the stop flag while nothing arrives
 CONNECT_TIMEOUT_S = 5
 HEARTBEAT_S = 30.0  # an idle connection proves itself alive this often (SELECT 1)
+# A heartbeat not answered in this long means a dead connection, even one whose TCP still
+# looks fine (a proxy or NAT that keeps acknowledging): it is shut down and reconnected.
+HEARTBEAT_TIMEOUT_S = 10.0
 # TCP keepalives and a user timeout: a half-open connection (the server gone without a word)
 # fails within about a minute instead of silencing the event path for good.
 KEEPALIVE: dict[str, Any] = {
@@ -70,6 +76,22 @@ def gather(conn: psycopg.Connection[Any], window_s: float) -> int:
             for note in conn.notifies(timeout=left):
                 count += _announced(note.payload)
     return count
+
+
+def heartbeat(conn: psycopg.Connection[Any], timeout_s: float) -> None:
+    """SELECT 1, answered within `timeout_s`, or the connection's socket is shut down: the
+    wait then ends in an OperationalError, as for a connection the server closed."""
+    timer = threading.Timer(timeout_s, _shut_down, args=(conn.fileno(),))
+    timer.start()
+    try:
+        conn.execute("SELECT 1")
+    finally:
+        timer.cancel()
+
+
+def _shut_down(fd: int) -> None:
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _announced(payload: str) -> int:
@@ -121,7 +143,7 @@ def run(
                         health.heard(announced)
                         _enqueue(enqueue, announced)
                     if time.monotonic() >= beat:
-                        conn.execute("SELECT 1")  # a dead connection fails here, not silently
+                        heartbeat(conn, HEARTBEAT_TIMEOUT_S)  # a dead connection fails here
                         health.alive()
                         beat = time.monotonic() + HEARTBEAT_S
         except psycopg.OperationalError as exc:

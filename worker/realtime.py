@@ -14,7 +14,14 @@ from typing import Any
 import structlog
 
 from shared.settings import Settings
-from worker.listener import RECONNECT_FIRST_S, RECONNECT_MAX_S, _enqueue
+from worker.listener import (
+    HEARTBEAT_S,
+    RECONNECT_FIRST_S,
+    RECONNECT_MAX_S,
+    Health,
+    Silent,
+    _enqueue,
+)
 
 log = structlog.get_logger("causa.realtime")
 SUBSCRIBE_TIMEOUT_S = 10.0  # longer than this without SUBSCRIBED counts as a failure
@@ -48,7 +55,7 @@ class Announcer:
 
 
 async def _session(
-    settings: Settings, enqueue: Callable[[int], int], stop: threading.Event
+    settings: Settings, enqueue: Callable[[int], int], stop: threading.Event, health: Health
 ) -> None:
     # lazy: the Realtime client loads only in a listener without DATABASE_URL
     from realtime.types import RealtimePostgresChangesListenEvent
@@ -75,12 +82,20 @@ async def _session(
 
         await asyncio.wait_for(subscribed(), SUBSCRIBE_TIMEOUT_S)
         log.info("listening", via="supabase realtime", table=settings.table)
+        health.alive()
         _enqueue(enqueue, 0)  # catch up on what arrived while we were away
         window = settings.listen_window_ms / 1000
+        # realtime-py's own heartbeat ends a dead socket (the channel fails); while the
+        # channel stands, it is reported alive this often
+        beat = asyncio.get_running_loop().time() + HEARTBEAT_S
         while not stop.is_set() and not announcer.failed.done():
             await asyncio.sleep(max(window, 0.005))
             if announced := announcer.take():
+                health.heard(announced)
                 _enqueue(enqueue, announced)
+            if asyncio.get_running_loop().time() >= beat:
+                health.alive()
+                beat += HEARTBEAT_S
         if announcer.failed.done():
             raise ConnectionError(f"realtime channel {announcer.failed.result()}")
     finally:
@@ -88,14 +103,19 @@ async def _session(
 
 
 def run(
-    settings: Settings, enqueue: Callable[[int], int], stop: threading.Event | None = None
+    settings: Settings,
+    enqueue: Callable[[int], int],
+    stop: threading.Event | None = None,
+    health: Health | None = None,
 ) -> None:
-    """Subscribe until `stop` is set; on any failure say so and retry with backoff."""
+    """Subscribe until `stop` is set; on any failure say so (to `health` too) and retry
+    with backoff."""
     stop = stop or threading.Event()
+    health = health or Silent()
     delay = RECONNECT_FIRST_S
     while not stop.is_set():
         try:
-            asyncio.run(_session(settings, enqueue, stop))
+            asyncio.run(_session(settings, enqueue, stop, health))
             delay = RECONNECT_FIRST_S
         except Exception as exc:
             log.warning(
@@ -105,5 +125,6 @@ def run(
                 retry_in_s=delay,
                 poll_interval_s=settings.poll_interval,
             )
+            health.down(f"{type(exc).__name__}: {exc}"[:300])
             stop.wait(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)

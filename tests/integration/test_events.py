@@ -99,6 +99,7 @@ def test_the_listener_proves_its_connection_alive_and_says_when_the_path_is_down
 
     health = Health()
     monkeypatch.setattr(listener, "HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(listener, "HEARTBEAT_TIMEOUT_S", 1.0)
     stop = threading.Event()
     with Proxy(upstream_of(database_url)) as proxy:
         url = SecretStr(through(database_url, proxy.port))
@@ -120,6 +121,18 @@ def test_the_listener_proves_its_connection_alive_and_says_when_the_path_is_down
             alive = seen.alive
             proxy.restore()
             wait_for(lambda: seen.alive > alive, timeout=30, what="alive after reconnecting")
+            # when the connection goes half-open (nothing arrives, nothing is refused, TCP
+            # looks fine); then the unanswered heartbeat ends it, and it is reported down
+            down = len(seen.down)
+            proxy.freeze()
+            wait_for(lambda: len(seen.down) > down, timeout=15, what="half-open noticed")
+            assert "closed" in seen.down[down] or "lost" in seen.down[down], seen.down[down]
+            # and once the network heals, it listens again and tickets are heard
+            alive = seen.alive
+            proxy.restore()
+            wait_for(lambda: seen.alive > alive, timeout=30, what="alive after the freeze")
+            insert(conn, demo_rows(2, prefix="F"))
+            wait_for(lambda: seen.heard[-1:] == [2], what="tickets heard after the freeze")
         finally:
             stop.set()
             thread.join(10)

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from shared.settings import Settings
 from tests.helpers import wait_for
 from worker import realtime
-from worker.listener import RECONNECT_FIRST_S
+from worker.listener import RECONNECT_FIRST_S, Silent
 
 
 def insert_payload(record: dict[str, object]) -> dict[str, object]:
@@ -62,8 +62,10 @@ def test_an_unreachable_realtime_server_is_said_clearly_and_retried() -> None:
         supabase_key=SecretStr("x.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.y"),
     )
     stop = threading.Event()
+    down: list[str] = []
+    health = type("Health", (Silent,), {"down": lambda self, error: down.append(error)})()
     with structlog.testing.capture_logs() as logs:
-        thread = threading.Thread(target=realtime.run, args=(s, lambda n: 0, stop))
+        thread = threading.Thread(target=realtime.run, args=(s, lambda n: 0, stop, health))
         thread.start()
         try:
             wait_for(
@@ -78,3 +80,4 @@ def test_an_unreachable_realtime_server_is_said_clearly_and_retried() -> None:
     warning = next(e for e in logs if e["event"].startswith("realtime subscription"))
     assert "beat's poll still finds new tickets" in warning["event"]
     assert warning["retry_in_s"] == RECONNECT_FIRST_S
+    assert down and "Error" in down[0], "the event path is reported down (and notified)"

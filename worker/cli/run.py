@@ -131,7 +131,7 @@ def listen() -> None:
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop listening, quietly
         if s.database_url is None and s.supabase_url:
-            realtime.run(s, announce, threading.Event())
+            realtime.run(s, announce, threading.Event(), Health(rt))
         else:
             listener.run(s, announce, threading.Event(), Health(rt))
 
