@@ -31,6 +31,15 @@ POOLER_PORT = 6543
 # A database that does not answer within these is down for this attempt: the retry policy
 # and the circuit breaker take it from there (the pool's own default wait is 30 s).
 CONNECT_TIMEOUT_S = 5
+# TCP keepalives and a user timeout on every connection: one whose peer is gone without a
+# word (a host cut off, a NAT that forgot it) fails within about a minute instead of hanging.
+KEEPALIVE: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 POOL_WAIT_S = 5.0
 LABEL_PAGE = 5000  # rows per page when reading labelled tickets for training
 
@@ -363,7 +372,11 @@ class PostgresStore(FunctionStore):
     @property
     def pool(self) -> ConnectionPool[Any]:
         if self._pool is None:
-            kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S}
+            kwargs: dict[str, Any] = {
+                "autocommit": True,
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                **KEEPALIVE,
+            }
             if is_pooled(self._url):
                 kwargs["prepare_threshold"] = None
             self._pool = ConnectionPool(

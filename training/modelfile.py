@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from billiard.exceptions import SoftTimeLimitExceeded
+
 # The types beyond skops' own trusted ones that causa's pipelines contain, exactly (a test
 # builds every model family and checks): causa's text normaliser is the only function.
 TRUSTED_TYPES = frozenset(
@@ -184,5 +186,7 @@ def load(path: Path, info: ModelInfo) -> LoadedModel:
     try:
         pipeline = sio.loads(data, trusted=untrusted)
     except Exception as exc:
+        if isinstance(exc, SoftTimeLimitExceeded):
+            raise  # the task's time ran out while loading: not the file's fault
         raise ModelError(f"model file {path} could not be loaded: {exc}") from exc
     return LoadedModel(info, pipeline)

@@ -76,7 +76,14 @@ def make_app(settings: Settings) -> CausaCelery:
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit,
         task_soft_time_limit=settings.soft_time_limit,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            # A broker call that hangs (the host cut off from Redis) fails after this long
+            # instead of stalling the worker's main process, which enforces the time limits.
+            "socket_timeout": bootstrap.REDIS_TIMEOUT_S,
+            "socket_connect_timeout": bootstrap.REDIS_TIMEOUT_S,
+            "socket_keepalive": True,
+        },
         broker_connection_retry_on_startup=True,
         # A deploy (SIGTERM) lets running batches finish for this long before the cold stop.
         worker_soft_shutdown_timeout=min(30.0, float(settings.task_time_limit)),

@@ -17,7 +17,7 @@ import structlog
 
 from shared.schema import CHANNEL
 from shared.settings import ConfigError, Settings
-from shared.store import is_pooled
+from shared.store import CONNECT_TIMEOUT_S, KEEPALIVE, is_pooled
 
 log = structlog.get_logger("causa.listener")
 # Reconnect delays: from 0.5 s doubling to 30 s, so a restarted database is found quickly
@@ -25,20 +25,10 @@ log = structlog.get_logger("causa.listener")
 RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 30.0
 IDLE_WAKEUP_S = 1.0  # how often the loop looks at the stop flag while nothing arrives
-CONNECT_TIMEOUT_S = 5
 HEARTBEAT_S = 30.0  # an idle connection proves itself alive this often (SELECT 1)
 # A heartbeat not answered in this long means a dead connection, even one whose TCP still
 # looks fine (a proxy or NAT that keeps acknowledging): it is shut down and reconnected.
 HEARTBEAT_TIMEOUT_S = 10.0
-# TCP keepalives and a user timeout: a half-open connection (the server gone without a word)
-# fails within about a minute instead of silencing the event path for good.
-KEEPALIVE: dict[str, Any] = {
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 30_000,
-}
 
 
 class Health(Protocol):

@@ -82,6 +82,9 @@ class ModelHolder:
             self._retry_at = time.monotonic() + RETRY_FAILED_LOAD_S
             self._refused("model not loaded", exc)
             return self._model
+        except BaseException:  # cut short (the task's time limit): tried again next batch
+            self._seen = None
+            raise
         log.info("model loaded", model_version=model.version, previous=keeping)
         self._model = model
         return model

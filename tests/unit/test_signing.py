@@ -150,3 +150,33 @@ def test_one_machine_makes_its_key_once_under_causa_home(
     assert first == again == path.read_bytes().strip() and len(first) == 64
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert "key" not in repr(ModelRegistry.from_settings(load_settings())).replace("keep", "")
+
+
+def test_a_load_cut_short_by_the_time_limit_is_no_refusal_and_is_tried_again(
+    models_dir: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import skops.io as sio
+    from billiard.exceptions import SoftTimeLimitExceeded
+
+    # given a worker serving a model, and a new version promoted
+    install_model(models_dir, model_cache)
+    notes = Notes()
+    holder = ModelHolder(ModelRegistry.local(models_dir, KEY), notes)
+    first = holder.get()
+    assert first is not None
+    new = registry.promote(models_dir, first.pipeline, key=KEY, classes=first.classes, n_train=2)
+    # when the task's soft time limit strikes while the new model loads (simulated at the
+    # one call it interrupts)
+    real_loads = sio.loads
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(sio, "loads", real_loads)
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(sio, "loads", interrupted)
+    with pytest.raises(SoftTimeLimitExceeded):
+        holder.get()
+    # then nothing was refused, and the next batch loads the new version
+    assert notes.sent == []
+    served = holder.get()
+    assert served is not None and served.version == new.version
