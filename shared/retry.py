@@ -40,8 +40,9 @@ TRANSIENT = (
 # it cannot reach the database or has no connection free (HTTP 503/504).
 # Among SQLSTATEs: connection exceptions (08), serialization failures and deadlocks, too many
 # connections, the server shutting down, a statement or lock timeout. Any other SQLSTATE is
-# about the statement or its data (54000: a value too large, 22...: invalid data): the same
-# call fails again, so it is not transient.
+# about the statement or its data (54000: a value too large, 22...: invalid data, among them
+# 22023, the queue functions refusing bad input by name): the same call fails again, so it is
+# not transient.
 TRANSIENT_CODES = re.compile(
     r"^(5\d\d|429|408|08\w\w\w|40001|40P01|53300|57P0[123]|57014|55P03|PGRST00[0-3])$"
 )

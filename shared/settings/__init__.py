@@ -71,6 +71,7 @@ class Settings(
         extra="ignore",
         populate_by_name=True,
         env_ignore_empty=True,  # NAME= in .env means unset, not an empty value
+        allow_inf_nan=False,  # no setting means "never" by inf, and NaN passes every bound
     )
 
     @property
@@ -165,7 +166,9 @@ def env_names(field: str) -> list[str]:
 
 
 # A value shown as it was given when it is a plain number or word, else quoted (spaces count).
-_PLAIN = re.compile(r"^-?[0-9][0-9_.]*$")
+_PLAIN = re.compile(r"-?[0-9][0-9_.]*\Z")
+# A value longer than this is shown cut: a 1 MB variable makes no 1 MB message.
+SHOWN_CHARS = 80
 # What a bound is called in a message: pydantic's error type -> the words before the bound.
 _BOUNDS = {
     "less_than_equal": ("le", "is above the maximum"),
@@ -188,6 +191,8 @@ def _problem(error: ErrorDetails) -> str:
         shown = "***"
     elif isinstance(given, str) and _PLAIN.match(given):
         shown = given
+    elif isinstance(given, str) and len(given) > SHOWN_CHARS:
+        shown = f"{given[:SHOWN_CHARS]!r}..."
     else:
         shown = repr(given)
     kind, ctx = error["type"], error.get("ctx") or {}

@@ -13,10 +13,19 @@ import re
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A name causa quotes into its SQL: letters, digits and _ (\Z: no newline slips in at the end),
+# at most PostgreSQL's 63 bytes (a longer name is cut short, and names another table).
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+# Spaces and control characters: a URL has them percent-encoded, or it is not one.
+UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 FAMILIES = ("svc", "logreg", "sgd", "cnb", "xgb")
 # A signing key shorter than this is guessable (32 hex characters: 128 bits).
 MIN_SIGNING_KEY_CHARS = 32
@@ -44,6 +53,30 @@ class Connections(BaseModel):
     # Signs every model manifest (HMAC-SHA256); the same on every machine. Required with
     # model_store; without it, a key made once in home/model-signing.key.
     model_signing_key: SecretStr | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        check_database_url(value.get_secret_value())
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        check_redis_url(value.get_secret_value())
+        return value
+
+    @field_validator("supabase_url")
+    @classmethod
+    def _supabase_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        check_supabase_url(value)
+        return value
 
     @field_validator("model_signing_key")
     @classmethod
@@ -75,7 +108,7 @@ class TicketTable(BaseModel):
         parts = value.split(".")
         if len(parts) > 2 or not all(IDENTIFIER.match(p) for p in parts):
             raise ValueError(
-                f"CAUSA_TABLE={value!r} is not a table name: use letters, digits and _ ,"
+                f"{value!r} is not a table name: use up to 63 letters, digits and _ ,"
                 " optionally schema-qualified (public.tickets)"
             )
         return value
@@ -84,7 +117,7 @@ class TicketTable(BaseModel):
     @classmethod
     def _column_name(cls, value: str) -> str:
         if not IDENTIFIER.match(value):
-            raise ValueError(f"{value!r} is not a column name: use letters, digits and _")
+            raise ValueError(f"{value!r} is not a column name: use up to 63 letters, digits and _")
         return value
 
     @field_validator("text_columns")
@@ -94,7 +127,8 @@ class TicketTable(BaseModel):
         bad = [c for c in names if not IDENTIFIER.match(c)]
         if not names or bad:
             raise ValueError(
-                f"CAUSA_TEXT_COLUMNS={value!r}: give one or more column names separated by commas"
+                f"{value!r}: give one or more column names (up to 63 letters, digits and _"
+                " each) separated by commas"
             )
         return ",".join(names)
 
@@ -161,7 +195,8 @@ class Training(BaseModel):
     seed: int = 42  # splits, Optuna's sampler and every estimator
     # when beat runs tasks.training.retrain (minute hour day-of-month month day-of-week)
     retrain_cron: str = "0 2 * * *"
-    min_improvement: float = Field(0.01, ge=0.0)  # macro-F1 a challenger must gain to replace
+    # macro-F1 a challenger must gain to replace the champion (a gain above 1 cannot be)
+    min_improvement: float = Field(0.01, ge=0.0, le=1.0)
     min_f1: float = Field(0.5, ge=0.0, le=1.0)  # floor for the first model
     min_class_count: int = Field(30, ge=2)  # classes with fewer labels are left out
     target_precision: float = Field(0.9, gt=0.0, le=1.0)  # per-class thresholds aim at this
@@ -232,8 +267,8 @@ class Monitoring(BaseModel):
     drift_retrain: bool = False  # retrain when drift is detected
     # Retention, applied by a periodic task in small batches: decisions and events older
     # than this are deleted (the newest event of each kind and install records stay).
-    decision_retention_days: int = Field(180, ge=1)
-    event_retention_days: int = Field(180, ge=1)
+    decision_retention_days: int = Field(180, ge=1, le=36_500)  # at most a century
+    event_retention_days: int = Field(180, ge=1, le=36_500)
     # MLflow training runs (each with its model file) older than this are deleted, but for
     # those of the models in the registry.
     run_retention_days: int = Field(180, ge=1)
@@ -250,3 +285,77 @@ def check_cron(value: str) -> str:
             " day-of-month month day-of-week (e.g. '0 2 * * *' for 02:00 every day)"
         )
     return value
+
+
+# The messages below never show the URL: it may hold a password. (Spaces, a wrong scheme or a
+# port are what people get wrong; libpq's own words would quote the password back.)
+PORT_RANGE = "from 1 to 65535"
+
+
+def check_database_url(url: str) -> None:
+    """A PostgreSQL URL (postgresql://user:password@host:5432/database) or libpq's key=value
+    form (host=... dbname=...), as libpq reads it; else a ValueError that says what is wrong."""
+    if scheme := SCHEME.match(url):
+        if scheme[1] not in ("postgresql", "postgres"):
+            raise ValueError(
+                f"a {scheme[1][:20]}:// URL, not postgresql://user:password@host:5432/database"
+            )
+        if UNSAFE.search(url):
+            raise ValueError("spaces or control characters in it: percent-encode them (%20)")
+    elif CONTROL.search(url):
+        raise ValueError("control characters in it: give a PostgreSQL URL or key=value pairs")
+    try:
+        params = conninfo_to_dict(url)
+    except (psycopg.Error, ValueError):  # not shown: libpq's message quotes the value
+        raise ValueError(
+            "libpq cannot read it: give postgresql://user:password@host:5432/database"
+            " (percent-encode @ : / in the password) or key=value pairs"
+        ) from None
+    port = str(params.get("port") or "")
+    if not all(p == "" or (p.isdigit() and 1 <= int(p) <= 65535) for p in port.split(",")):
+        raise ValueError(f"port {port[:20]!r} is not {PORT_RANGE}")
+
+
+def check_redis_url(url: str) -> None:
+    """redis://[:password@]host[:port][/db] or rediss:// (TLS): what both Celery's broker and
+    the breaker's Redis client read. memory:// (Celery's broker inside one process) is what
+    tests build an app with."""
+    if url == "memory://":
+        return
+    path = _check_url(url, ("redis", "rediss"))
+    if not re.fullmatch(r"/?[0-9]*", path):
+        raise ValueError("its path is not a database number: give redis://host:6379/0")
+
+
+def check_supabase_url(url: str) -> None:
+    """The project's https:// URL (http:// for a local Supabase), without credentials: the
+    key goes in SUPABASE_SERVICE_ROLE_KEY. The message shows the URL without them."""
+    shown = re.sub(r"//[^/?#]*@", "//***@", url)[:80]
+    if shown != url[:80]:
+        raise ValueError(
+            f"SUPABASE_URL={shown!r} holds credentials: give the project URL alone"
+            " (https://PROJECT.supabase.co) and the key in SUPABASE_SERVICE_ROLE_KEY"
+        )
+    try:
+        _check_url(url, ("https", "http"))
+    except ValueError as exc:
+        raise ValueError(f"SUPABASE_URL={shown!r}: {exc}") from None
+
+
+def _check_url(url: str, schemes: tuple[str, ...]) -> str:
+    """A URL of one of `schemes` with a host, without spaces or control characters, with a
+    valid port; its path."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a bracket left open, a port that is no number
+        raise ValueError(f"not a URL with a port {PORT_RANGE}") from None
+    if port == 0:
+        raise ValueError(f"not a URL with a port {PORT_RANGE}")
+    if parts.scheme not in schemes or not url.startswith(f"{parts.scheme}://"):
+        raise ValueError(f"not a {' or '.join(s + '://' for s in schemes)} URL")
+    if UNSAFE.search(url):
+        raise ValueError("spaces or control characters in it: percent-encode them (%20)")
+    if not parts.hostname:
+        raise ValueError(f"no host in it: give {schemes[0]}://HOST")
+    return parts.path

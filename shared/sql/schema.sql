@@ -293,8 +293,191 @@ SELECT t.{{number}} AS number, t.{{cause}} AS cause, o.status, o.source, o.predi
   LEFT JOIN causa.work AS w ON w.number = t.{{number}};
 
 
+-- Bad input to an entry point is refused before anything is read or written, with an error
+-- that names the argument and its value (the path into a JSON array: p_results[3].status)
+-- and a hint that says what to give. SQLSTATE 22023 (invalid_parameter_value): the same call
+-- fails the same way again, so callers do not retry it. A well-formed call that changes
+-- nothing is no error: a claim token that is no longer (or never was) a claim is stale.
+
+-- The most items one call may name: CAUSA_BATCH_SIZE's maximum and the admin flows' limit
+-- of ticket numbers. A longer array is a mistake (or an attack), not a batch.
+CREATE OR REPLACE FUNCTION causa.max_items() RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$ SELECT 10000 $$;
+
+-- A JSON value as an error message shows it: at most 60 characters.
+CREATE OR REPLACE FUNCTION causa.shown(p jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN length(p::text) > 60 THEN left(p::text, 57) || '...' ELSE p::text END
+$$;
+
+-- An integer argument from p_min to p_max (NULL: no maximum), else the error.
+CREATE OR REPLACE FUNCTION causa.check_range(p_name text, p_value bigint, p_min bigint,
+                                             p_max bigint DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_value IS NULL OR p_value < p_min OR p_value > p_max THEN
+        RAISE EXCEPTION '% is %', p_name,
+                        coalesce(p_value::text || ': out of range', 'NULL: it is required')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = CASE WHEN p_max IS NULL
+                              THEN format('give a whole number of at least %s', p_min)
+                              ELSE format('give a whole number from %s to %s', p_min, p_max) END;
+    END IF;
+END $$;
+
+-- A claim token as causa_claim gives it: a UUID's 36 characters. Only the length is looked
+-- at for every item (a regular expression costs 5 us an item); causa.check_items casts them.
+CREATE OR REPLACE FUNCTION causa.bad_token(p jsonb, p_exact boolean DEFAULT false) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(p) IS DISTINCT FROM 'string' THEN true
+                WHEN p_exact THEN p #>> '{}' !~* '^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$'
+                ELSE length(p #>> '{}') <> 36 END
+$$;
+
+-- The keys an item of a kind may have: a misspelt key is refused, not silently dropped.
+CREATE OR REPLACE FUNCTION causa.item_keys(p_kind text) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE p_kind
+        WHEN 'results' THEN ARRAY['number', 'claim_token', 'status', 'predicted', 'confidence',
+                                  'alternatives', 'model_version', 'digest', 'error']
+        WHEN 'failures' THEN ARRAY['number', 'claim_token', 'error'] END
+$$;
+
+-- What is wrong with one item of a JSON array argument (NULL: nothing), as the path from it
+-- and the value: `.status is "done", not classified or needs_review`. Kinds: numbers (ticket
+-- numbers), statuses (what causa_requeue takes back), results (causa_apply), failures
+-- (causa_fail). Nested CASEs: a value is cast only once its type is known. One expression,
+-- without sub-selects, so that PostgreSQL inlines it: checking 1,000 results costs about
+-- 10 ms (70 ms as a function called per item).
+CREATE OR REPLACE FUNCTION causa.item_problem(e jsonb, p_kind text) RETURNS text
+LANGUAGE sql STABLE AS $$  -- STABLE as format() is: else it is not inlined
+    SELECT CASE
+        WHEN p_kind = 'numbers' THEN
+            CASE WHEN jsonb_typeof(e) NOT IN ('string', 'number')
+                 THEN format(' is %s, not a ticket number', causa.shown(e)) END
+        WHEN p_kind = 'statuses' THEN
+            CASE WHEN jsonb_typeof(e) <> 'string'
+                      OR e #>> '{}' NOT IN ('classified', 'needs_review', 'failed')
+                 THEN format(' is %s, not classified, needs_review or failed', causa.shown(e)) END
+        WHEN jsonb_typeof(e) <> 'object' THEN format(' is %s, not an object', causa.shown(e))
+        WHEN e - causa.item_keys(p_kind) <> '{}'
+            THEN format(' has keys causa does not know: %s',
+                        causa.shown(e - causa.item_keys(p_kind)))
+        WHEN coalesce(jsonb_typeof(e->'number'), 'missing') NOT IN ('string', 'number')
+            THEN format('.number is %s, not a ticket number',
+                        coalesce(causa.shown(e->'number'), 'missing'))
+        WHEN causa.bad_token(e->'claim_token')  -- and causa.check_items casts each to uuid
+            THEN format('.claim_token is %s, not the UUID causa_claim gave',
+                        coalesce(causa.shown(e->'claim_token'), 'missing'))
+        WHEN p_kind = 'failures' THEN
+            CASE WHEN coalesce(jsonb_typeof(e->'error'), 'null') NOT IN ('string', 'null')
+                 THEN format('.error is %s, not a string', causa.shown(e->'error')) END
+        WHEN CASE WHEN jsonb_typeof(e->'status') = 'string'
+                  THEN e->>'status' NOT IN ('classified', 'needs_review') ELSE true END
+            THEN format('.status is %s, not classified or needs_review (failures go to'
+                        ' causa_fail)', coalesce(causa.shown(e->'status'), 'missing'))
+        WHEN e->>'status' = 'classified'
+             AND coalesce(jsonb_typeof(e->'predicted'), 'null') <> 'string'
+            THEN format('.predicted is %s: a classified result needs its cause, a string',
+                        coalesce(causa.shown(e->'predicted'), 'missing'))
+        WHEN coalesce(jsonb_typeof(e->'predicted'), 'null') NOT IN ('string', 'null')
+            THEN format('.predicted is %s, not a string', causa.shown(e->'predicted'))
+        WHEN CASE WHEN jsonb_typeof(e->'confidence') = 'number'
+                  THEN (e->'confidence')::numeric NOT BETWEEN 0 AND 1
+                  ELSE coalesce(jsonb_typeof(e->'confidence'), 'null') <> 'null' END
+            THEN format('.confidence is %s, not a number from 0 to 1', causa.shown(e->'confidence'))
+        WHEN coalesce(jsonb_typeof(e->'alternatives'), 'null') NOT IN ('array', 'null')
+            THEN format('.alternatives is %s, not an array', causa.shown(e->'alternatives'))
+        WHEN coalesce(jsonb_typeof(e->'model_version'), 'null') NOT IN ('string', 'null')
+            THEN format('.model_version is %s, not a string', causa.shown(e->'model_version'))
+        WHEN coalesce(jsonb_typeof(e->'digest'), 'null') NOT IN ('string', 'null')
+            THEN format('.digest is %s, not a string', causa.shown(e->'digest'))
+        WHEN coalesce(jsonb_typeof(e->'error'), 'null') NOT IN ('string', 'null')
+            THEN format('.error is %s, not a string', causa.shown(e->'error'))
+    END
+$$;
+
+-- A JSON array argument of a kind (see causa.item_problem): an array of at most
+-- causa.max_items() well-formed items, results and failures one per ticket, every ticket
+-- number one the number column can hold (an integer column cannot hold "INC1"); else the
+-- error, for the first bad item.
+CREATE OR REPLACE FUNCTION causa.check_items(p_name text, p jsonb, p_kind text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_hint text := 'give ' || CASE p_kind
+        WHEN 'numbers' THEN 'a JSON array of ticket numbers, e.g. ["INC0012345"]'
+        WHEN 'statuses' THEN 'a JSON array of statuses among classified, needs_review and failed'
+        WHEN 'results' THEN 'a JSON array of {number, claim_token, status (classified or'
+                            ' needs_review), predicted, confidence (0 to 1), alternatives,'
+                            ' model_version, digest, error}, one per claimed ticket'
+        WHEN 'failures' THEN 'a JSON array of {number, claim_token, error}, one per claimed ticket'
+    END;
+    v_at bigint;
+    v_item jsonb;
+    v_problem text;
+BEGIN
+    IF jsonb_typeof(p) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION '% is %, not a JSON array', p_name, coalesce(causa.shown(p), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = v_hint;
+    END IF;
+    IF jsonb_array_length(p) > causa.max_items() THEN
+        RAISE EXCEPTION '% has % items: more than % in one call', p_name, jsonb_array_length(p),
+                        causa.max_items()
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('split it into calls of at most %s items', causa.max_items());
+    END IF;
+    SELECT a.i - 1, causa.item_problem(a.e, p_kind) INTO v_at, v_problem
+      FROM jsonb_array_elements(p) WITH ORDINALITY AS a(e, i)
+     WHERE causa.item_problem(a.e, p_kind) IS NOT NULL
+     ORDER BY a.i
+     LIMIT 1;
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION '%[%]%', p_name, v_at, v_problem
+            USING ERRCODE = 'invalid_parameter_value', HINT = v_hint;
+    END IF;
+    IF p_kind IN ('results', 'failures') THEN
+        SELECT to_jsonb(n)::text INTO v_problem
+          FROM (SELECT a.e->>'number' AS n FROM jsonb_array_elements(p) AS a(e)) AS d
+         GROUP BY n HAVING count(*) > 1
+         LIMIT 1;
+        IF v_problem IS NOT NULL THEN
+            RAISE EXCEPTION '% names ticket % more than once', p_name, v_problem
+                USING ERRCODE = 'invalid_parameter_value', HINT = v_hint;
+        END IF;
+    END IF;
+    IF p_kind <> 'statuses' THEN
+        -- Casts, all at once in one subtransaction (a claim token to uuid, a ticket number to
+        -- the number column's type: an integer column cannot hold "INC1"); on an error, the
+        -- item is looked for.
+        BEGIN
+            PERFORM causa.ticket_number(CASE WHEN p_kind = 'numbers' THEN a.e
+                                             ELSE a.e->'number' END),
+                    CASE WHEN p_kind <> 'numbers' THEN (a.e->>'claim_token')::uuid END
+               FROM jsonb_array_elements(p) AS a(e);
+        EXCEPTION WHEN data_exception THEN
+            SELECT a.i - 1, a.e->'claim_token' INTO v_at, v_item
+              FROM jsonb_array_elements(p) WITH ORDINALITY AS a(e, i)
+             WHERE p_kind <> 'numbers' AND causa.bad_token(a.e->'claim_token', true)
+             ORDER BY a.i
+             LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION '%[%].claim_token is %, not the UUID causa_claim gave',
+                                p_name, v_at, causa.shown(v_item)
+                    USING ERRCODE = 'invalid_parameter_value', HINT = v_hint;
+            END IF;
+            RAISE EXCEPTION '% holds a ticket number the ticket table cannot: %', p_name, SQLERRM
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = format('ticket numbers here are of type %s, the number column''s',
+                                    causa.number_type());
+        END;
+    END IF;
+END $$;
+
+
 -- Record decisions: a JSON array of {number, status, source, predicted, confidence,
--- alternatives, model_version, digest, error, received_at} whose work items are gone. Appends to
+-- alternatives, model_version, digest, error, received_at} whose work items are gone. The
+-- confidence is kept to 6 decimals (a real cannot hold 1e-300: it would be an error). Appends to
 -- the log, sets each ticket's outcome and writes the ticket's row once: the cause when
 -- classified in mode apply, the result columns when they are on (nothing else: with them
 -- off, a decision that sets no cause does not touch the row).
@@ -309,10 +492,11 @@ BEGIN
         SELECT causa.ticket_number(to_jsonb(x.number)) AS number, x.status,
                coalesce(x.source, 'model') AS source,
                CASE WHEN x.status = 'classified' AND p_mode = 'apply' THEN x.predicted END AS cause,
-               x.predicted, x.confidence, x.alternatives, x.model_version, x.digest,
+               x.predicted, round(x.confidence, 6)::real AS confidence, x.alternatives,
+               x.model_version, x.digest,
                left(x.error, 2000) AS error, x.received_at
           FROM jsonb_to_recordset(p) AS x(number text, status text, source text, predicted text,
-                                          confidence real, alternatives jsonb,
+                                          confidence numeric, alternatives jsonb,
                                           model_version text, digest text, error text,
                                           received_at timestamptz)
     ), logged AS (
@@ -346,9 +530,10 @@ BEGIN
           FROM (SELECT causa.ticket_number(to_jsonb(x.number)) AS number,
                        CASE WHEN x.status = 'classified' AND p_mode = 'apply'
                             THEN x.predicted END AS cause,
-                       x.status, x.predicted, x.confidence, x.model_version
+                       x.status, x.predicted, round(x.confidence, 6)::real AS confidence,
+                       x.model_version
                   FROM jsonb_to_recordset(p) AS x(number text, status text, predicted text,
-                                                  confidence real, model_version text)) AS d
+                                                  confidence numeric, model_version text)) AS d
          WHERE t.{{number}} = d.number;
     ELSIF p_mode = 'apply' THEN
         UPDATE {{table}} AS t
@@ -520,7 +705,7 @@ CREATE OR REPLACE TRIGGER causa_on_label
 -- used the last attempt goes to the dead letter. Only among p_numbers when given (a JSON
 -- array), only tickets received since p_since, or since the cut-off when NULL. A work item
 -- whose ticket was deleted is dropped. Texts are cut to p_max_chars characters. Returns a
--- JSON array of {number, text, attempts, claim_token}.
+-- JSON array of {number, text, attempts, claim_token}. A lease of 0 s ends at once (tests).
 CREATE OR REPLACE FUNCTION public.causa_claim(
     p_worker text,
     p_batch integer,
@@ -539,6 +724,19 @@ DECLARE
     v_ctids tid[];
     v_gone uuid[];
 BEGIN
+    IF coalesce(p_worker, '') = '' THEN
+        RAISE EXCEPTION 'p_worker is %: a claim needs the name of the worker making it',
+                        coalesce(quote_literal(p_worker), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'give the worker''s name';
+    END IF;
+    PERFORM causa.check_range('p_batch', p_batch, 1, causa.max_items());
+    PERFORM causa.check_range('p_lease_seconds', p_lease_seconds, 0);
+    PERFORM causa.check_range('p_max_attempts', p_max_attempts, 1);
+    PERFORM causa.check_range('p_max_chars', p_max_chars, 1);
+    p_numbers := nullif(p_numbers, 'null');  -- JSON null: not given, as SQL NULL
+    IF p_numbers IS NOT NULL THEN
+        PERFORM causa.check_items('p_numbers', p_numbers, 'numbers');
+    END IF;
     IF p_request_id IS NOT NULL THEN
         SELECT coalesce(jsonb_agg(jsonb_build_object(
                    'number', w.number::text, 'text', left({{text}}, p_max_chars),
@@ -626,6 +824,12 @@ DECLARE
     v_reply jsonb;
     v_won jsonb;
 BEGIN
+    PERFORM causa.check_items('p_results', p_results, 'results');
+    IF p_mode IS NULL OR p_mode NOT IN ('apply', 'suggest') THEN
+        RAISE EXCEPTION 'p_mode is %, not apply or suggest', coalesce(quote_literal(p_mode), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'apply writes the cause; suggest writes only the prediction';
+    END IF;
     SELECT response INTO v_reply FROM causa.requests WHERE id = p_request_id;
     IF FOUND THEN
         RETURN v_reply;
@@ -671,6 +875,8 @@ DECLARE
     v_retrying integer;
     v_dead jsonb;
 BEGIN
+    PERFORM causa.check_items('p_failures', p_failures, 'failures');
+    PERFORM causa.check_range('p_max_attempts', p_max_attempts, 1);
     SELECT response INTO v_reply FROM causa.requests WHERE id = p_request_id;
     IF FOUND THEN
         RETURN v_reply;
@@ -732,6 +938,7 @@ DECLARE
     v_retry bigint;
     v_claimed bigint;
 BEGIN
+    PERFORM causa.check_range('p_cap', p_cap, 1);
     SELECT count(*) INTO v_pending
       FROM (SELECT FROM causa.work WHERE attempts = 0 AND claim_token IS NULL
                                      AND received_at >= v_since LIMIT p_cap) AS w;
@@ -792,6 +999,9 @@ END $$;
 CREATE OR REPLACE FUNCTION public.causa_labelled(p_after text DEFAULT NULL, p_limit integer DEFAULT 10000)
 RETURNS jsonb
 LANGUAGE sql STABLE AS $$
+    SELECT causa.check_range('p_limit', p_limit, 0);
+    SELECT causa.check_items('p_after', jsonb_build_array(p_after), 'numbers')
+     WHERE p_after IS NOT NULL;
     SELECT coalesce(jsonb_agg(jsonb_build_object('number', l.number::text, 'text', l.text,
                                                  'cause', l.cause) ORDER BY l.number),
                     '[]'::jsonb)
@@ -821,6 +1031,11 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_requeued jsonb;
 BEGIN
+    PERFORM causa.check_items('p_statuses', p_statuses, 'statuses');
+    p_numbers := nullif(p_numbers, 'null');  -- JSON null: not given, as SQL NULL
+    IF p_numbers IS NOT NULL THEN
+        PERFORM causa.check_items('p_numbers', p_numbers, 'numbers');
+    END IF;
     WITH r AS (
         DELETE FROM causa.outcomes AS o
          WHERE o.status IN (SELECT jsonb_array_elements_text(p_statuses))
@@ -874,6 +1089,9 @@ DECLARE
     v_late integer;
     v_unseen integer := 0;
 BEGIN
+    IF p_limit IS NOT NULL THEN  -- NULL: no limit
+        PERFORM causa.check_range('p_limit', p_limit, 0);
+    END IF;
     IF p_apply THEN
         UPDATE causa.work AS w
            SET received_at = clock_timestamp(), attempts = 0, last_error = NULL
@@ -930,6 +1148,8 @@ DECLARE
     v_failed_since timestamptz := coalesce(p_failed_since, v_since);
     v_decided bigint;
 BEGIN
+    PERFORM causa.check_range('p_window', p_window, 0);
+    PERFORM causa.check_range('p_cap', p_cap, 1);
     SELECT count(*) INTO v_decided
       FROM (SELECT FROM causa.decisions
              WHERE decided_at >= v_since AND status IN ('classified', 'needs_review')
@@ -968,6 +1188,7 @@ END $$;
 CREATE OR REPLACE FUNCTION public.causa_recent(p_since timestamptz, p_limit integer DEFAULT 10000)
 RETURNS jsonb
 LANGUAGE sql STABLE AS $$
+    SELECT causa.check_range('p_limit', p_limit, 0);
     SELECT coalesce(jsonb_agg(to_jsonb(r)), '[]'::jsonb)
       FROM (SELECT {{text}} AS text, d.predicted, d.confidence, d.status, d.model_version
               FROM causa.decisions AS d JOIN {{table}} AS t ON t.{{number}} = d.number
@@ -977,12 +1198,28 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 
+-- One row of causa's record: a kind (a word: training, drift, admin, ...) and a JSON object.
 CREATE OR REPLACE FUNCTION public.causa_record_event(p_kind text, p_payload jsonb)
 RETURNS jsonb
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_event jsonb;
+BEGIN
+    IF p_kind IS NULL OR p_kind !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'p_kind is %, not the kind of an event',
+                        coalesce(quote_literal(left(p_kind, 60)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'give a lowercase word of at most 63 letters, digits and _, e.g. training';
+    END IF;
+    IF jsonb_typeof(p_payload) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'p_payload is %, not a JSON object',
+                        coalesce(causa.shown(p_payload), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'give what happened as {key: value}';
+    END IF;
     INSERT INTO causa.events (kind, payload) VALUES (p_kind, p_payload)
-    RETURNING jsonb_build_object('id', id, 'at', at)
-$$;
+    RETURNING jsonb_build_object('id', id, 'at', at) INTO v_event;
+    RETURN v_event;
+END $$;
 
 -- The newest event of each kind: {kind: {at, payload}}.
 CREATE OR REPLACE FUNCTION public.causa_latest_events() RETURNS jsonb
@@ -1009,6 +1246,11 @@ DECLARE
     v_events integer;
     v_requests integer;
 BEGIN
+    -- 0 or fewer days would delete today's decisions: refused, not obeyed. At most a century
+    -- (2^31 days back is no date: an error that would say nothing of the setting).
+    PERFORM causa.check_range('p_decision_days', p_decision_days, 1, 36500);
+    PERFORM causa.check_range('p_event_days', p_event_days, 1, 36500);
+    PERFORM causa.check_range('p_batch', p_batch, 1);
     DELETE FROM causa.decisions
      WHERE id IN (SELECT id FROM causa.decisions
                    WHERE decided_at < clock_timestamp() - make_interval(days => p_decision_days)

@@ -3,7 +3,6 @@ real model, the report over the window, the event stored where `causa status` re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from flows.drift import check
 from shared.settings import Settings
 from shared.store import PostgresStore
 from tests.helpers import KEY, demo_rows, insert
+from training import registry
 from training.registry import ModelRegistry
 from worker import demodata
 from worker.model_holder import ModelHolder
@@ -168,11 +168,11 @@ def test_only_the_window_and_the_model_in_service_count(
 def test_a_model_without_reference_says_to_retrain(
     conn: psycopg.Connection[Any], settings: Settings, model: Path
 ) -> None:
-    # given a model promoted before drift monitoring: its manifest has no reference
-    manifest = model / "manifest.json"
-    data = json.loads(manifest.read_text())
-    data.pop("reference")
-    manifest.write_text(json.dumps(data))
+    # given a model promoted before drift monitoring: its (signed) manifest has no reference
+    info = registry.read_manifest(model, KEY)
+    assert info is not None
+    info.reference = {}
+    registry.write_manifest(model, info, KEY)
     store, holder = classified(conn, settings, demo_rows(250))
     result, _ = run_check(store, holder, settings)
     assert result["verdict"] == "no reference" and "causa train" in result["reason"]
