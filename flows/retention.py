@@ -16,9 +16,7 @@ log = structlog.get_logger("causa.retention")
 BATCH = 5000  # rows per kind per call: each call one short transaction
 
 
-def retain(
-    store: RetentionStore, settings: Settings, models: ModelRegistry
-) -> dict[str, int]:
+def retain(store: RetentionStore, settings: Settings, models: ModelRegistry) -> dict[str, int]:
     """Delete batch after batch until a call deletes nothing, then the old training runs;
     return the totals."""
     total = {"decisions": 0, "events": 0, "requests": 0}
