@@ -9,6 +9,7 @@ COPY worker worker
 COPY tasks tasks
 COPY training training
 COPY flows flows
+COPY api api
 RUN pip install --no-cache-dir uv==0.13.9 \
  && uv pip install --system --no-cache -r requirements.lock \
  && uv pip install --system --no-cache --no-deps .

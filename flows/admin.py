@@ -3,6 +3,7 @@ flow is idempotent, and `run` logs and records who asked in causa.events."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -120,3 +121,38 @@ def run(rt: Runtime, action: str, triggered_by: str = UNKNOWN, **kwargs: Any) ->
     )
     log.info("admin task done", admin_task=action, triggered_by=triggered_by, **result)
     return result
+
+
+def submit(rt: Runtime, action: str, triggered_by: str, **kwargs: Any) -> dict[str, Any]:
+    """Enqueue an admin task for the workers (the HTTP API): its arguments checked first, its
+    run recorded as queued under its task id; the task records the rest (`record`)."""
+    if action not in ACTIONS:
+        raise ValueError(f"no admin action {action!r}: one of {', '.join(sorted(ACTIONS))}")
+    checked_numbers(kwargs.get("numbers"))
+    for name in ("model_version", "version", "replacing"):
+        checked_version(name, kwargs.get(name))
+    task_id = rt.queue.admin(action, {**kwargs, "triggered_by": triggered_by})
+    rt.store.task_run(task_id, action, "queued", by=triggered_by)
+    return {"task_id": task_id, "action": action, "state": "queued"}
+
+
+def record(
+    rt: Runtime,
+    task_id: str,
+    action: str,
+    state: str,
+    summary: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    """Note what became of an admin task (started, succeeded, failed) for `GET /v1/tasks`;
+    a failure to note it is logged, never the task's failure."""
+    try:
+        as_json = json.loads(json.dumps(summary, default=str)) if summary is not None else None
+        rt.store.task_run(task_id, action, state, summary=as_json, error=error)
+    except Exception as exc:
+        log.warning(
+            "admin task state not recorded",
+            task_id=task_id,
+            state=state,
+            error=f"{type(exc).__name__}: {exc}"[:300],
+        )

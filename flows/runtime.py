@@ -34,6 +34,9 @@ class TaskQueue(Protocol):
     def workers(self) -> list[str]:
         """The workers that answer a ping."""
 
+    def admin(self, action: str, kwargs: dict[str, Any]) -> str:
+        """Enqueue the admin task `action`; its task id."""
+
 
 @dataclass(frozen=True)
 class Runtime:

@@ -157,8 +157,49 @@ class RetentionStore(Protocol):
     def retain(self, decision_days: int, event_days: int, batch: int) -> dict[str, int]: ...
 
 
+class ReviewStore(Protocol):
+    """What people's tools read and write through causa: tickets by state, one ticket, a
+    person's label (recorded with who gave it)."""
+
+    def tickets(
+        self, status: str, limit: int, after: dict[str, Any] | None
+    ) -> list[dict[str, Any]]: ...
+
+    def ticket(self, number: str) -> dict[str, Any] | None: ...
+
+    def label(self, number: str, cause: str, by: str) -> dict[str, bool]: ...
+
+
+class KeyStore(Protocol):
+    """The HTTP API's keys (only their hashes) and the record of the admin tasks it queued."""
+
+    def create_api_key(
+        self, name: str, prefix: str, digest: str, scope: str, rate_limit: str | None
+    ) -> dict[str, Any]: ...
+
+    def find_api_key(self, prefix: str) -> dict[str, Any] | None: ...
+
+    def api_keys(self) -> list[dict[str, Any]]: ...
+
+    def revoke_api_key(self, name: str) -> bool: ...
+
+    def task_run(
+        self,
+        task_id: str,
+        name: str,
+        state: str,
+        by: str | None = None,
+        summary: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+    def task(self, task_id: str) -> dict[str, Any] | None: ...
+
+
 class TicketStore(
     QueueStore,
+    ReviewStore,
+    KeyStore,
     BacklogStore,
     LabelStore,
     ActivityStore,
@@ -352,6 +393,85 @@ class FunctionStore:
     def latest_events(self) -> dict[str, Any]:
         """{kind: {at, payload}}: the newest training decision, drift report, admin action."""
         out: dict[str, Any] = self._call("causa_latest_events", {})
+        return out
+
+    def tickets(
+        self, status: str, limit: int, after: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """Tickets of one state, oldest first, `limit` after the cursor {at, number}."""
+        out: list[dict[str, Any]] = self._call(
+            "causa_tickets",
+            {
+                "p_status": status,
+                "p_limit": limit,
+                "p_after": after,
+                "p_max_chars": self.settings.max_text_chars,
+            },
+        )
+        return out
+
+    def ticket(self, number: str) -> dict[str, Any] | None:
+        out: dict[str, Any] | None = self._call(
+            "causa_ticket", {"p_number": number, "p_max_chars": self.settings.max_text_chars}
+        )
+        return out
+
+    def label(self, number: str, cause: str, by: str) -> dict[str, bool]:
+        """A person's label, as an edit of the ticket: {found, changed}."""
+        out: dict[str, bool] = self._call(
+            "causa_label", {"p_number": number, "p_cause": cause, "p_by": by}
+        )
+        return out
+
+    def create_api_key(
+        self, name: str, prefix: str, digest: str, scope: str, rate_limit: str | None
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = self._call(
+            "causa_api_key_create",
+            {
+                "p_name": name,
+                "p_prefix": prefix,
+                "p_hash": digest,
+                "p_scope": scope,
+                "p_rate_limit": rate_limit,
+            },
+        )
+        return out
+
+    def find_api_key(self, prefix: str) -> dict[str, Any] | None:
+        out: dict[str, Any] | None = self._call("causa_api_key_find", {"p_prefix": prefix})
+        return out
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self._call("causa_api_keys", {})
+        return out
+
+    def revoke_api_key(self, name: str) -> bool:
+        return bool(self._call("causa_api_key_revoke", {"p_name": name}))
+
+    def task_run(
+        self,
+        task_id: str,
+        name: str,
+        state: str,
+        by: str | None = None,
+        summary: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        self._call(
+            "causa_task_run",
+            {
+                "p_id": task_id,
+                "p_name": name,
+                "p_state": state,
+                "p_by": by,
+                "p_summary": summary,
+                "p_error": error,
+            },
+        )
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        out: dict[str, Any] | None = self._call("causa_task_get", {"p_id": task_id})
         return out
 
 

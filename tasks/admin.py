@@ -5,9 +5,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import signals
+
 from flows import admin, training
 from worker import names
 from worker.app import app
+
+PREFIX = names.admin("")
+
+
+# Every admin task's run is recorded by its task id (Celery keeps no results): started, then
+# succeeded with its summary or failed with its error.
+@signals.task_prerun.connect
+def _started(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    if task_id and getattr(task, "name", "").startswith(PREFIX):
+        admin.record(app.runtime, task_id, task.name.removeprefix(PREFIX), "started")
+
+
+@signals.task_success.connect
+def _succeeded(sender: Any = None, result: Any = None, **_: Any) -> None:
+    if sender is not None and sender.name.startswith(PREFIX):
+        summary = result if isinstance(result, dict) else {"result": result}
+        admin.record(
+            app.runtime, sender.request.id, sender.name.removeprefix(PREFIX), "succeeded", summary
+        )
+
+
+@signals.task_failure.connect
+def _failed(
+    sender: Any = None, task_id: str | None = None, exception: Any = None, **_: Any
+) -> None:
+    if task_id and sender is not None and sender.name.startswith(PREFIX):
+        error = f"{type(exception).__name__}: {exception}"
+        admin.record(app.runtime, task_id, sender.name.removeprefix(PREFIX), "failed", error=error)
 
 
 @app.task(

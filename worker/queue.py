@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from amqp.exceptions import ChannelError
 from celery import Celery
 
@@ -31,3 +33,6 @@ class CeleryQueue:
 
     def workers(self) -> list[str]:
         return sorted((self.app.control.inspect(timeout=INSPECT_TIMEOUT_S).ping() or {}).keys())
+
+    def admin(self, action: str, kwargs: dict[str, Any]) -> str:
+        return str(self.app.send_task(names.admin(action), kwargs=kwargs).id)

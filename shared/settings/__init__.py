@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings.sections import (
+    Api,
     Connections,
     Logging,
     Monitoring,
@@ -31,6 +32,7 @@ from shared.settings.sections import (
 )
 
 __all__ = [
+    "Api",
     "ConfigError",
     "Connections",
     "Logging",
@@ -64,6 +66,7 @@ class Settings(
     Logging,
     Notifications,
     Monitoring,
+    Api,
 ):
     model_config = SettingsConfigDict(
         env_prefix="CAUSA_",

@@ -277,6 +277,36 @@ class Monitoring(BaseModel):
     _cron = field_validator("drift_cron", "retention_cron")(lambda value: check_cron(value))
 
 
+class Api(BaseModel):
+    """The HTTP API (`causa serve`) and the workers' metrics."""
+
+    # Requests a key may make (each key's own limit, when it has one, replaces this); the
+    # login-free endpoints (/healthz, /readyz, /metrics) are limited per client address.
+    api_rate_limit: str = "600/minute"
+    api_public_rate_limit: str = "600/minute"
+    api_max_batch: int = Field(1000, ge=1, le=10_000)  # texts one predict request may carry
+    api_max_body_bytes: int = Field(5_000_000, ge=1_000)  # a larger request body: 413
+    # How long a looked-up key is trusted before it is looked up again: a revocation takes
+    # effect within this long; 0 looks up on every request.
+    api_key_cache_s: float = Field(5.0, ge=0, le=300)
+    # The port a worker serves Prometheus metrics on (its pool processes aggregated); None:
+    # no metrics endpoint on the workers.
+    metrics_port: int | None = Field(None, ge=1, le=65_535)
+
+    @field_validator("api_rate_limit", "api_public_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse  # lazy: only settings that use it pay for the import
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit: give e.g. 600/minute, 10/second, 1000/hour"
+            ) from None
+        return value
+
+
 def check_cron(value: str) -> str:
     """A five-field cron expression, or a ValueError that shows the form."""
     if len(value.split()) != 5:

@@ -232,6 +232,7 @@ BEGIN
     DROP FUNCTION IF EXISTS public.causa_apply(jsonb, text);
     DROP FUNCTION IF EXISTS public.causa_fail(jsonb, integer);
     DROP FUNCTION IF EXISTS public.causa_pending_count(timestamptz);
+    DROP FUNCTION IF EXISTS public.causa_status_counts();
     DROP FUNCTION IF EXISTS public.causa_requeue(jsonb, jsonb, text);
     DROP FUNCTION IF EXISTS public.causa_backfill(boolean, timestamptz, integer, timestamptz);
     DROP FUNCTION IF EXISTS public.causa_activity(integer, timestamptz);
@@ -254,6 +255,35 @@ BEGIN
     ON CONFLICT DO NOTHING;
 END $$;
 INSERT INTO causa.migrations (version, name) VALUES (2, 'upgrade from the queue in the ticket table')
+ON CONFLICT DO NOTHING;
+
+
+-- causa:step 3 api keys and task runs
+-- The HTTP API's keys: only a SHA-256 of each key is kept, found by its first characters.
+CREATE TABLE IF NOT EXISTS causa.api_keys (
+    name text PRIMARY KEY,
+    prefix text NOT NULL UNIQUE,      -- the key's first characters: how a request finds it
+    hash text NOT NULL,               -- SHA-256 of the whole key, hex
+    scope text NOT NULL CHECK (scope IN ('predict', 'review', 'admin')),
+    rate_limit text,                  -- e.g. 600/minute; NULL: CAUSA_API_RATE_LIMIT
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    last_used_at timestamptz,
+    revoked_at timestamptz
+);
+-- What became of each admin task (Celery keeps no results): keyed by its task id.
+CREATE TABLE IF NOT EXISTS causa.task_runs (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    state text NOT NULL CHECK (state IN ('queued', 'started', 'succeeded', 'failed')),
+    requested_by text,
+    summary jsonb,
+    error text,
+    queued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    started_at timestamptz,
+    finished_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS task_runs_queued_idx ON causa.task_runs (queued_at);
+INSERT INTO causa.migrations (version, name) VALUES (3, 'api keys and task runs')
 ON CONFLICT DO NOTHING;
 
 
@@ -658,6 +688,21 @@ END $$;
 -- transaction-local flag) is a person's: a training label, recorded as a decision, its work
 -- item removed so no model write can overwrite it. A cause set back to NULL asks for a new
 -- classification. Only the row being updated is changed (no second write).
+-- A person's label: the ticket leaves the queue, a human decision is recorded, with who
+-- made it when the caller said so (causa_label sets causa.labelled_by for its transaction).
+CREATE OR REPLACE FUNCTION causa.record_label(p_number anyelement, p_cause text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM causa.work WHERE number = p_number;
+    INSERT INTO causa.decisions (number, status, source, cause, worker)
+    VALUES (p_number, 'labelled', 'human', p_cause,
+            nullif(current_setting('causa.labelled_by', true), ''));
+    INSERT INTO causa.outcomes AS o (number, status, source, decided_at)
+    VALUES (p_number, 'labelled', 'human', clock_timestamp())
+    ON CONFLICT (number) DO UPDATE
+       SET status = 'labelled', source = 'human', error = NULL, decided_at = excluded.decided_at;
+END $$;
+
 CREATE OR REPLACE FUNCTION causa.cause_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
@@ -676,13 +721,7 @@ BEGIN
         END IF;
         PERFORM pg_notify('causa_pending', '1');
     ELSE
-        DELETE FROM causa.work WHERE number = NEW."number";
-        INSERT INTO causa.decisions (number, status, source, cause)
-        VALUES (NEW."number", 'labelled', 'human', NEW."causa");
-        INSERT INTO causa.outcomes AS o (number, status, source, decided_at)
-        VALUES (NEW."number", 'labelled', 'human', clock_timestamp())
-        ON CONFLICT (number) DO UPDATE
-           SET status = 'labelled', source = 'human', error = NULL, decided_at = excluded.decided_at;
+        PERFORM causa.record_label(NEW."number", NEW."causa");
         IF true THEN
             NEW.causa_source := 'human';
             NEW.causa_status := 'labelled';
@@ -1277,6 +1316,223 @@ END $$;
 -- default privileges grant EXECUTE on new functions in `public` to anon and authenticated,
 -- so revoking from PUBLIC is not enough: revoke from those roles by name, where they exist
 -- (on a plain PostgreSQL they do not).
+-- A reviewer's label through causa (the HTTP API), the same as an edit of the ticket: a new
+-- cause goes through the label trigger (queue left, human decision, result columns); the
+-- cause the ticket already has is a confirmation, recorded the same way without changing it.
+-- p_by (the API key's name) is recorded as who decided. {found, changed}.
+CREATE OR REPLACE FUNCTION public.causa_label(p_number text, p_cause text, p_by text)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_old text;
+BEGIN
+    PERFORM causa.check_items('p_number', jsonb_build_array(p_number), 'numbers');
+    IF coalesce(btrim(p_cause), '') = '' OR length(p_cause) > 200 THEN
+        RAISE EXCEPTION 'p_cause is %, not a cause', coalesce(quote_literal(left(p_cause, 60)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'give the cause, 1 to 200 characters';
+    END IF;
+    PERFORM set_config('causa.labelled_by', coalesce(p_by, ''), true);
+    SELECT t."causa" INTO v_old FROM "tickets" AS t
+     WHERE t."number" = causa.ticket_number(to_jsonb(p_number)) FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RETURN jsonb_build_object('found', false, 'changed', false);
+    END IF;
+    IF v_old IS DISTINCT FROM p_cause THEN
+        UPDATE "tickets" AS t SET "causa" = p_cause WHERE t."number" = causa.ticket_number(to_jsonb(p_number));
+        RETURN jsonb_build_object('found', true, 'changed', true);
+    END IF;
+    PERFORM causa.record_label(causa.ticket_number(to_jsonb(p_number)), p_cause);
+    IF true THEN
+        PERFORM set_config('causa.applying', 'on', true);
+        UPDATE "tickets" AS t
+           SET causa_source = 'human', causa_status = 'labelled', causa_decided_at = clock_timestamp()
+         WHERE t."number" = causa.ticket_number(to_jsonb(p_number));
+        PERFORM set_config('causa.applying', 'off', true);
+    END IF;
+    RETURN jsonb_build_object('found', true, 'changed', false);
+END $$;
+
+
+-- Tickets of one state for people to work through, oldest first, p_limit at a time after
+-- the cursor p_after ({at, number} of the last one seen): pending from the queue, needs_review
+-- and failed from each ticket's latest decision. Each with its text (cut to p_max_chars),
+-- cause, prediction, confidence, the next causes and the last error.
+CREATE OR REPLACE FUNCTION public.causa_tickets(
+    p_status text, p_limit integer DEFAULT 50, p_after jsonb DEFAULT NULL,
+    p_max_chars integer DEFAULT 20000
+) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_at timestamptz;
+    v_number text;
+    v_rows jsonb;
+BEGIN
+    PERFORM causa.check_range('p_limit', p_limit, 1, 1000);
+    PERFORM causa.check_range('p_max_chars', p_max_chars, 1);
+    IF p_status IS NULL OR p_status NOT IN ('pending', 'needs_review', 'failed') THEN
+        RAISE EXCEPTION 'p_status is %, not pending, needs_review or failed',
+                        coalesce(quote_literal(left(p_status, 60)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'give pending, needs_review or failed';
+    END IF;
+    IF p_after IS NOT NULL AND p_after <> 'null' THEN
+        BEGIN
+            v_at := (p_after->>'at')::timestamptz;
+            v_number := p_after->>'number';
+        EXCEPTION WHEN others THEN
+            v_at := NULL;
+        END;
+        IF v_at IS NULL OR v_number IS NULL THEN
+            RAISE EXCEPTION 'p_after is %, not a cursor causa gave', causa.shown(p_after)
+                USING ERRCODE = 'invalid_parameter_value', HINT = 'give the cursor of the last page';
+        END IF;
+    END IF;
+    IF p_status = 'pending' THEN
+        SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.at, r.number), '[]'::jsonb) INTO v_rows
+          FROM (SELECT w.number::text AS number, w.received_at AS at, w.received_at,
+                       left(concat_ws(' ', t."short_description", t."description"), p_max_chars) AS text, t."causa" AS cause,
+                       'pending' AS status, NULL::text AS predicted, NULL::real AS confidence,
+                       NULL::jsonb AS alternatives, NULL::text AS model_version,
+                       w.last_error AS error, w.attempts
+                  FROM causa.work AS w JOIN "tickets" AS t ON t."number" = w.number
+                 WHERE w.claim_token IS NULL
+                   AND (v_at IS NULL OR (w.received_at, w.number::text) > (v_at, v_number))
+                 ORDER BY w.received_at, w.number
+                 LIMIT p_limit) AS r;
+    ELSE
+        SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.at, r.number), '[]'::jsonb) INTO v_rows
+          FROM (SELECT o.number::text AS number, o.decided_at AS at, d.received_at,
+                       left(concat_ws(' ', t."short_description", t."description"), p_max_chars) AS text, t."causa" AS cause,
+                       o.status, o.predicted, o.confidence, d.alternatives, o.model_version,
+                       o.error, NULL::integer AS attempts
+                  FROM causa.outcomes AS o
+                  JOIN "tickets" AS t ON t."number" = o.number
+                  LEFT JOIN LATERAL (SELECT x.alternatives, x.received_at FROM causa.decisions AS x
+                                      WHERE x.number = o.number ORDER BY x.id DESC LIMIT 1) AS d ON true
+                 WHERE o.status = p_status
+                   AND (v_at IS NULL OR (o.decided_at, o.number::text) > (v_at, v_number))
+                 ORDER BY o.decided_at, o.number
+                 LIMIT p_limit) AS r;
+    END IF;
+    RETURN v_rows;
+END $$;
+
+
+-- One ticket as causa_tickets shows it, whatever its state (NULL: no such ticket).
+CREATE OR REPLACE FUNCTION public.causa_ticket(p_number text, p_max_chars integer DEFAULT 20000)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_row jsonb;
+BEGIN
+    PERFORM causa.check_items('p_number', jsonb_build_array(p_number), 'numbers');
+    PERFORM causa.check_range('p_max_chars', p_max_chars, 1);
+    SELECT to_jsonb(r) INTO v_row
+      FROM (SELECT t."number"::text AS number, left(concat_ws(' ', t."short_description", t."description"), p_max_chars) AS text,
+                   t."causa" AS cause,
+                   CASE WHEN w.number IS NOT NULL
+                        THEN CASE WHEN w.claim_token IS NULL THEN 'pending' ELSE 'claimed' END
+                        ELSE o.status END AS status,
+                   o.predicted, o.confidence, d.alternatives, o.model_version, o.decided_at,
+                   coalesce(w.last_error, o.error) AS error
+              FROM "tickets" AS t
+              LEFT JOIN causa.work AS w ON w.number = t."number"
+              LEFT JOIN causa.outcomes AS o ON o.number = t."number"
+              LEFT JOIN LATERAL (SELECT x.alternatives FROM causa.decisions AS x
+                                  WHERE x.number = t."number" ORDER BY x.id DESC LIMIT 1) AS d ON true
+             WHERE t."number" = causa.ticket_number(to_jsonb(p_number))) AS r;
+    RETURN v_row;
+END $$;
+
+
+-- API keys: made (only the hash of the key is given), found by prefix (its last use noted
+-- at most once a minute), listed (never the hash), revoked (kept, marked).
+CREATE OR REPLACE FUNCTION public.causa_api_key_create(
+    p_name text, p_prefix text, p_hash text, p_scope text, p_rate_limit text
+) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_name IS NULL OR p_name !~ '^[A-Za-z0-9_.@-]{1,100}$' THEN
+        RAISE EXCEPTION 'p_name is %, not a key name', coalesce(quote_literal(left(p_name, 60)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'give 1 to 100 letters, digits and _ . @ -';
+    END IF;
+    IF EXISTS (SELECT FROM causa.api_keys WHERE name = p_name) THEN
+        RAISE EXCEPTION 'an API key named % exists already', quote_literal(p_name)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'choose another name, or revoke that key first';
+    END IF;
+    INSERT INTO causa.api_keys (name, prefix, hash, scope, rate_limit)
+    VALUES (p_name, p_prefix, p_hash, p_scope, p_rate_limit);
+    RETURN jsonb_build_object('name', p_name, 'scope', p_scope, 'rate_limit', p_rate_limit);
+END $$;
+
+CREATE OR REPLACE FUNCTION public.causa_api_key_find(p_prefix text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_key jsonb;
+BEGIN
+    UPDATE causa.api_keys SET last_used_at = clock_timestamp()
+     WHERE prefix = p_prefix AND revoked_at IS NULL
+       AND (last_used_at IS NULL OR last_used_at < clock_timestamp() - interval '1 minute');
+    SELECT jsonb_build_object('name', name, 'hash', hash, 'scope', scope,
+                              'rate_limit', rate_limit, 'revoked', revoked_at IS NOT NULL)
+      INTO v_key FROM causa.api_keys WHERE prefix = p_prefix;
+    RETURN v_key;
+END $$;
+
+CREATE OR REPLACE FUNCTION public.causa_api_keys() RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'name', name, 'scope', scope, 'rate_limit', rate_limit, 'created_at', created_at,
+               'last_used_at', last_used_at, 'revoked_at', revoked_at) ORDER BY created_at), '[]')
+      FROM causa.api_keys
+$$;
+
+CREATE OR REPLACE FUNCTION public.causa_api_key_revoke(p_name text) RETURNS boolean
+LANGUAGE sql AS $$
+    UPDATE causa.api_keys SET revoked_at = clock_timestamp()
+     WHERE name = p_name AND revoked_at IS NULL
+    RETURNING true
+$$;
+
+
+-- What became of an admin task: queued (by whoever asked), started, succeeded or failed
+-- with a summary or an error. A later state never goes back to an earlier one.
+CREATE OR REPLACE FUNCTION public.causa_task_run(
+    p_id text, p_name text, p_state text, p_by text DEFAULT NULL,
+    p_summary jsonb DEFAULT NULL, p_error text DEFAULT NULL
+) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_id IS NULL OR p_state IS NULL
+       OR p_state NOT IN ('queued', 'started', 'succeeded', 'failed') THEN
+        RAISE EXCEPTION 'a task run needs an id and a state among queued, started, succeeded,'
+                        ' failed; got %, %', coalesce(quote_literal(p_id), 'NULL'),
+                        coalesce(quote_literal(p_state), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO causa.task_runs AS r (id, name, state, requested_by, summary, error, started_at,
+                                      finished_at)
+    VALUES (p_id, p_name, p_state, p_by, p_summary, left(p_error, 2000),
+            CASE WHEN p_state <> 'queued' THEN clock_timestamp() END,
+            CASE WHEN p_state IN ('succeeded', 'failed') THEN clock_timestamp() END)
+    ON CONFLICT (id) DO UPDATE
+       SET state = CASE WHEN least(array_position(ARRAY['queued', 'started', 'succeeded'], excluded.state), 3)
+                             > least(array_position(ARRAY['queued', 'started', 'succeeded'], r.state), 3)
+                        THEN excluded.state ELSE r.state END,
+           requested_by = coalesce(r.requested_by, excluded.requested_by),
+           summary = coalesce(excluded.summary, r.summary),
+           error = coalesce(excluded.error, r.error),
+           started_at = coalesce(r.started_at, excluded.started_at),
+           finished_at = coalesce(r.finished_at, excluded.finished_at);
+END $$;
+
+CREATE OR REPLACE FUNCTION public.causa_task_get(p_id text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT to_jsonb(r) FROM causa.task_runs AS r WHERE r.id = p_id
+$$;
+
+
 DO $$
 DECLARE
     f text;
@@ -1295,7 +1551,16 @@ BEGIN
         'public.causa_recent(timestamptz, integer)',
         'public.causa_record_event(text, jsonb)',
         'public.causa_latest_events()',
-        'public.causa_retain(integer, integer, integer)'
+        'public.causa_retain(integer, integer, integer)',
+        'public.causa_label(text, text, text)',
+        'public.causa_tickets(text, integer, jsonb, integer)',
+        'public.causa_ticket(text, integer)',
+        'public.causa_api_key_create(text, text, text, text, text)',
+        'public.causa_api_key_find(text)',
+        'public.causa_api_keys()',
+        'public.causa_api_key_revoke(text)',
+        'public.causa_task_run(text, text, text, text, jsonb, text)',
+        'public.causa_task_get(text)'
     ] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from shared.settings import ConfigError
-from worker.cli import admin, backfill, common, models, ops, run
+from worker.cli import admin, backfill, common, models, ops, run, serve
 
 DEBUG = "causa.debug"
 ARGS = "causa.args"
@@ -75,4 +75,6 @@ def _command_path(ctx: typer.Context, name: str, args: list[str]) -> str:
 
 for command in (*run.COMMANDS, *models.COMMANDS, *ops.COMMANDS, *backfill.COMMANDS):
     app.command()(command)
+app.command()(serve.serve)
 app.add_typer(admin.app, name="admin")
+app.add_typer(serve.api_keys, name="api-key")

@@ -1,0 +1,396 @@
+"""The causa HTTP API (`causa serve`): predictions, the review queue, the model, admin tasks and
+status under /v1; /healthz, /readyz and /metrics without a key. Each route is a thin adapter
+around one flow, on the same runtime a worker builds (store, hot-swapped model, queue)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from api import metrics
+from api.errors import RESPONSES, ApiError, install
+from api.guard import Guard, public, require
+from flows import admin, predict, status
+from flows.classify import classify_batch
+from flows.keys import Key
+from flows.runtime import Runtime
+from shared.settings import Settings, load_settings
+from training.modelfile import LoadedModel
+
+log = structlog.get_logger("causa.api")
+Number = Annotated[str, Path(min_length=1, max_length=200, description="A ticket number.")]
+
+
+def _text(value: str, limit: int) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    if not value.strip():
+        raise ValueError("is empty or only whitespace")
+    if len(value) > limit:
+        raise ValueError(f"has {len(value)} characters, more than {limit}")
+    return value
+
+
+class PredictRequest(BaseModel):
+    """One text (`text`) or a batch (`texts`), never both."""
+
+    text: str | None = None
+    texts: list[str] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> PredictRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give either text or texts")
+        return self
+
+
+class Prediction(BaseModel):
+    cause: str
+    confidence: float
+    verdict: Literal["classified", "needs_review"]
+    threshold: float
+    alternatives: list[dict[str, Any]]
+    probabilities: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    model_version: str
+    predictions: list[Prediction]
+
+
+class ClassifyRequest(BaseModel):
+    numbers: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        min_length=1, max_length=1000
+    )
+
+
+class LabelRequest(BaseModel):
+    cause: str = Field(min_length=1, max_length=200)
+
+    @field_validator("cause")
+    @classmethod
+    def _cause(cls, value: str) -> str:
+        return _text(value, 200).strip()
+
+
+class NumbersRequest(BaseModel):
+    numbers: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, min_length=1, max_length=10_000
+    )
+
+
+class ReclassifyRequest(NumbersRequest):
+    model_version: str | None = Field(None, pattern=r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+
+
+class RollbackRequest(BaseModel):
+    version: str | None = Field(None, pattern=r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+
+
+class Queued(BaseModel):
+    task_id: str
+    action: str
+    state: str
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def model_in_service(rt: Runtime) -> LoadedModel:
+    model = rt.models.get()
+    if model is None:
+        raise ApiError(503, "no_model", "no model in service yet: train one (causa train)")
+    return model
+
+
+def _cursor(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        after = json.loads(base64.urlsafe_b64decode(value.encode() + b"=="))
+    except (ValueError, binascii.Error):
+        after = None
+    if not isinstance(after, dict) or not {"at", "number"} <= after.keys():
+        raise ApiError(422, "invalid", "cursor: not a cursor this API gave", "cursor")
+    return after
+
+
+def _next_cursor(items: list[dict[str, Any]], limit: int) -> str | None:
+    if len(items) < limit:
+        return None
+    last = {"at": items[-1]["at"], "number": items[-1]["number"]}
+    return base64.urlsafe_b64encode(json.dumps(last).encode()).decode().rstrip("=")
+
+
+v1 = APIRouter(prefix="/v1", responses=RESPONSES)
+Rt = Annotated[Runtime, Depends(runtime)]
+
+
+@v1.post("/predict", response_model=PredictResponse)
+def predict_texts(
+    body: PredictRequest, rt: Rt, _: Annotated[Key, Depends(require("predict"))]
+) -> dict[str, Any]:
+    """What causa would decide for each text: nothing is written."""
+    texts = [body.text] if body.text is not None else (body.texts or [])
+    s = rt.settings
+    if len(texts) > s.api_max_batch:
+        raise ApiError(
+            422, "invalid", f"texts: more than {s.api_max_batch} in one request", "texts"
+        )
+    for i, text in enumerate(texts):
+        field = "text" if body.text is not None else f"texts.{i}"
+        try:
+            _text(text, s.max_text_chars)
+        except ValueError as exc:
+            raise ApiError(422, "invalid", f"{field} {exc}", field) from None
+    model = model_in_service(rt)
+    predictions = predict.predict(model, texts, s.confidence_threshold)
+    metrics.predicted(predictions)
+    return {"model_version": model.version, "predictions": predictions}
+
+
+@v1.post("/tickets/classify")
+def classify_tickets(
+    body: ClassifyRequest, rt: Rt, key: Annotated[Key, Depends(require("review"))]
+) -> dict[str, Any]:
+    """Classify these pending tickets now, through the queue (claim, predict, one write)."""
+    model_in_service(rt)
+    return classify_batch(
+        rt.store,
+        rt.models,
+        rt.settings,
+        worker=f"api:{key.name}",
+        limit=len(body.numbers),
+        numbers=body.numbers,
+    )
+
+
+@v1.get("/tickets")
+def list_tickets(
+    rt: Rt,
+    _: Annotated[Key, Depends(require("review"))],
+    state: Annotated[
+        Literal["needs_review", "failed", "pending"], Query(alias="status")
+    ] = "needs_review",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict[str, Any]:
+    """Tickets of one state, oldest first; `next_cursor` gives the next page."""
+    items = rt.store.tickets(state, limit, _cursor(cursor))
+    return {"items": items, "next_cursor": _next_cursor(items, limit)}
+
+
+@v1.get("/tickets/{number}")
+def get_ticket(
+    number: Number, rt: Rt, _: Annotated[Key, Depends(require("review"))]
+) -> dict[str, Any]:
+    found = rt.store.ticket(number)
+    if found is None:
+        raise ApiError(404, "not_found", f"no ticket {number!r}")
+    return found
+
+
+@v1.post("/tickets/{number}/label")
+def label_ticket(
+    number: Number,
+    body: LabelRequest,
+    rt: Rt,
+    key: Annotated[Key, Depends(require("review"))],
+) -> dict[str, Any]:
+    """A person's cause (or a confirmation of causa's), as an edit of the ticket would be:
+    a human label, recorded with the key's name, never overwritten by causa."""
+    done = rt.store.label(number, body.cause, f"api:{key.name}")
+    if not done["found"]:
+        raise ApiError(404, "not_found", f"no ticket {number!r}")
+    return {"number": number, "cause": body.cause, "changed": done["changed"]}
+
+
+def _model_info(info: Any) -> dict[str, Any]:
+    return {
+        "version": info.version,
+        "classes": info.classes,
+        "metrics": info.metrics,
+        "thresholds": info.thresholds,
+        "created_at": info.created_at,
+        "n_train": info.n_train,
+        "decision": info.decision,
+    }
+
+
+@v1.get("/model")
+def get_model(rt: Rt, _: Annotated[Key, Depends(require("predict"))]) -> dict[str, Any]:
+    """The model in service here."""
+    return _model_info(model_in_service(rt).info)
+
+
+@v1.get("/models")
+def list_models(rt: Rt, _: Annotated[Key, Depends(require("review"))]) -> list[dict[str, Any]]:
+    """The model in service first, then the backups, newest first."""
+    return [{"kind": kind, **_model_info(info)} for kind, info in rt.registry.models()]
+
+
+def _submit(rt: Runtime, key: Key, action: str, **kwargs: Any) -> dict[str, Any]:
+    try:
+        return admin.submit(rt, action, f"api:{key.name}", **kwargs)
+    except ValueError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+
+
+Admin = Annotated[Key, Depends(require("admin"))]
+
+
+@v1.post("/admin/retrain", status_code=202, response_model=Queued)
+def admin_retrain(rt: Rt, key: Admin) -> dict[str, Any]:
+    return _submit(rt, key, "retrain")
+
+
+@v1.post("/admin/rollback", status_code=202, response_model=Queued)
+def admin_rollback(rt: Rt, key: Admin, body: RollbackRequest | None = None) -> dict[str, Any]:
+    return _submit(
+        rt, key, "rollback", **({"version": body.version} if body and body.version else {})
+    )
+
+
+@v1.post("/admin/reclassify", status_code=202, response_model=Queued)
+def admin_reclassify(rt: Rt, key: Admin, body: ReclassifyRequest) -> dict[str, Any]:
+    if body.numbers is None and body.model_version is None:
+        raise ApiError(422, "invalid", "give numbers or model_version", "numbers")
+    return _submit(rt, key, "reclassify", **body.model_dump(exclude_none=True))
+
+
+@v1.post("/admin/requeue-failed", status_code=202, response_model=Queued)
+def admin_requeue_failed(rt: Rt, key: Admin, body: NumbersRequest | None = None) -> dict[str, Any]:
+    return _submit(
+        rt, key, "requeue_failed", **(body.model_dump(exclude_none=True) if body else {})
+    )
+
+
+@v1.post("/admin/drift", status_code=202, response_model=Queued)
+def admin_drift(rt: Rt, key: Admin) -> dict[str, Any]:
+    return _submit(rt, key, "drift_report")
+
+
+@v1.get("/tasks/{task_id}")
+def get_task(task_id: Annotated[str, Path(max_length=200)], rt: Rt, _: Admin) -> dict[str, Any]:
+    """What became of an admin task: queued, started, succeeded (with its summary) or failed."""
+    found = rt.store.task(task_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"no admin task {task_id!r} was queued through the API")
+    return found
+
+
+@v1.get("/status")
+def get_status(rt: Rt, _: Annotated[Key, Depends(require("review"))]) -> dict[str, Any]:
+    """What `causa status --json` reports."""
+    return status.gather(rt)
+
+
+probes = APIRouter(dependencies=[Depends(public)])
+
+
+@probes.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@probes.get("/readyz")
+def readyz(rt: Rt) -> JSONResponse:
+    """The database, the broker and a model answer."""
+    checks: dict[str, str] = {}
+    parts: dict[str, Callable[[], object]] = {
+        "database": rt.store.pending_count,
+        "broker": rt.redis.ping,
+        "model": lambda: model_in_service(rt).version,
+    }
+    for name, check in parts.items():
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"{type(exc).__name__}: {exc}"[:200]
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+
+@probes.get("/metrics")
+def get_metrics(rt: Rt) -> Response:
+    """Prometheus metrics of every API process."""
+    return metrics.exposition(rt)
+
+
+def limit_body(limit: int) -> Callable[..., Awaitable[Any]]:
+    """ASGI middleware: a request body over `limit` bytes ends in 413, whether it says its
+    length or streams."""
+
+    async def middleware(request: Request, call_next: Callable[..., Awaitable[Any]]) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return _too_large(limit)
+        if declared is None and request.method in ("POST", "PUT", "PATCH"):
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    return _too_large(limit)
+            request._body = body  # read once, kept for the route
+        return await call_next(request)
+
+    return middleware
+
+
+def _too_large(limit: int) -> JSONResponse:
+    from api.errors import response
+
+    return response(413, "too_large", f"the request body is over {limit} bytes")
+
+
+def create_app(rt: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
+    """The app; with `rt` (tests), that runtime instead of one built at start-up."""
+    settings = settings or (rt.settings if rt else load_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if rt is None:
+            from worker import bootstrap  # lazy: a test app brings its own runtime
+            from worker.app import app as celery
+            from worker.queue import CeleryQueue
+
+            app.state.runtime = bootstrap.build(settings, CeleryQueue(celery))
+        else:
+            app.state.runtime = rt
+        app.state.guard = Guard(settings, app.state.runtime.store)
+        try:
+            yield
+        finally:
+            if rt is None:
+                app.state.runtime.close()
+
+    app = FastAPI(
+        title="causa",
+        version="1",
+        description="Predictions, the review queue, the model and admin tasks of causa.",
+        lifespan=lifespan,
+    )
+    install(app)
+    app.middleware("http")(metrics.observe)
+    app.middleware("http")(limit_body(settings.api_max_body_bytes))
+    app.include_router(v1)
+    app.include_router(probes)
+    return app
+
+
+def factory() -> FastAPI:
+    """What uvicorn starts in each process (`causa serve`)."""
+    return create_app()

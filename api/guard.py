@@ -1,0 +1,126 @@
+"""Who may call: the key (X-API-Key, or Authorization: Bearer), its scope, its rate limit.
+
+A looked-up key is trusted for CAUSA_API_KEY_CACHE_S seconds (a revocation takes effect within
+that long). Rate limits are moving windows in Redis (the `limits` library), so they hold in
+total across every API process and machine. When Redis is down the API keeps predicting (fail
+open for `predict` and `review`) and refuses admin calls (fail closed)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from fastapi import Request
+from limits import RateLimitItem, parse
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from api.errors import ApiError
+from flows import keys
+from flows.keys import Key
+from shared.settings import Settings
+from shared.store import KeyStore
+
+log = structlog.get_logger("causa.api")
+
+
+class Guard:
+    def __init__(self, settings: Settings, store: KeyStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._cache: dict[str, tuple[float, Key | None]] = {}
+        self._lock = threading.Lock()
+        storage = RedisStorage(
+            settings.require_redis_url(), socket_timeout=1, socket_connect_timeout=1
+        )
+        self.limiter = MovingWindowRateLimiter(storage)
+        self.default_limit = parse(settings.api_rate_limit)
+        self.public_limit = parse(settings.api_public_rate_limit)
+
+    def key(self, given: str) -> Key | None:
+        """The key's owner (cached a few seconds), None for an unknown or revoked key."""
+        cache_key = keys.digest(given)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(cache_key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = keys.find(self.store, given)
+        with self._lock:
+            if len(self._cache) > 10_000:  # many wrong keys: start again, never grow
+                self._cache.clear()
+            self._cache[cache_key] = (now + self.settings.api_key_cache_s, found)
+        return found
+
+    def limit(self, item: RateLimitItem, who: str, fail_open: bool) -> None:
+        """Count one request of `who` against `item`; 429 when over it."""
+        try:
+            allowed = self.limiter.hit(item, who)
+            if allowed:
+                return
+            reset, _ = self.limiter.get_window_stats(item, who)
+        except Exception as exc:  # Redis down
+            log.warning("rate limit not checked: Redis is down", error=type(exc).__name__)
+            if fail_open:
+                return
+            raise ApiError(
+                503, "unavailable", "the broker (Redis) is down: admin calls wait until it is back"
+            ) from None
+        retry = max(1, int(reset - time.time() + 0.999))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"over the limit of {item}: retry after {retry} s",
+            headers={
+                "Retry-After": str(retry),
+                "RateLimit-Limit": str(item.amount),
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(retry),
+            },
+        )
+
+
+def presented(request: Request) -> str | None:
+    """The key a request carries: X-API-Key, or Authorization: Bearer KEY."""
+    if key := request.headers.get("x-api-key"):
+        return key
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def require(scope: str) -> Callable[[Request], Key]:
+    """A FastAPI dependency: the caller's key, which grants `scope`, within its rate limit."""
+
+    def dependency(request: Request) -> Key:
+        guard: Guard = request.app.state.guard
+        given = presented(request)
+        if given is None:
+            raise ApiError(
+                401, "unauthenticated", "no API key: send it in X-API-Key (causa api-key create)"
+            )
+        key = guard.key(given)
+        if key is None:
+            raise ApiError(401, "unauthenticated", "unknown or revoked API key")
+        if not key.allows(scope):
+            raise ApiError(403, "forbidden", f"key {key.name!r} lacks the {scope!r} scope")
+        item = parse(key.rate_limit) if key.rate_limit else guard.default_limit
+        guard.limit(item, f"key:{key.name}", fail_open=scope != "admin")
+        request.state.key = key
+        return key
+
+    dependency.scope = scope  # type: ignore[attr-defined]  # read by the route audit
+    return dependency
+
+
+def public(request: Request) -> None:
+    """A FastAPI dependency for the login-free endpoints: limited per client address."""
+    guard: Guard = request.app.state.guard
+    address = request.client.host if request.client else "unknown"
+    guard.limit(guard.public_limit, f"addr:{address}", fail_open=True)
+
+
+def scope_of(dependency: Any) -> str | None:
+    return getattr(dependency, "scope", None)
