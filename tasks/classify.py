@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flows import classify
-from worker import names
+from worker import metrics, names
 from worker.app import app
 
 
@@ -13,7 +14,10 @@ from worker.app import app
 def classify_pending(
     limit: int | None = None, numbers: list[str] | None = None
 ) -> dict[str, object]:
-    return classify.classify_pending(app.runtime, limit, numbers)
+    start = time.monotonic()
+    summary = classify.classify_pending(app.runtime, limit, numbers)
+    metrics.count(summary, time.monotonic() - start)
+    return summary
 
 
 @app.task(name=names.POLL)

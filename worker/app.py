@@ -9,6 +9,7 @@ tasks hand to their flow.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import structlog
@@ -19,7 +20,7 @@ from flows.runtime import Runtime
 from shared import logs
 from shared.settings import Settings, load_settings
 from training import registry
-from worker import bootstrap, names, sentry
+from worker import bootstrap, metrics, names, sentry
 from worker.queue import CeleryQueue
 
 
@@ -146,6 +147,13 @@ def _worker_init(**_: Any) -> None:
     # here, before the pool forks: every pool process shares them instead of spending seconds
     # and memory importing them on its first batch.
     registry.preload()
+    if app.settings.metrics_port is not None:
+        metrics.serve(app.settings.metrics_port)
+
+
+@signals.worker_process_shutdown.connect
+def _process_gone(pid: int | None = None, **_: Any) -> None:
+    metrics.process_gone(pid or os.getpid())
 
 
 @signals.beat_init.connect

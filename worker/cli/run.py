@@ -17,7 +17,7 @@ from shared import logs, schema
 from shared.settings import load_settings
 from training import tracking
 from worker import flower as flower_ui
-from worker import listener, names, realtime, sentry, services
+from worker import listener, metrics, names, realtime, sentry, services
 from worker.cli.common import (
     console,
     database_installed,
@@ -87,6 +87,8 @@ def worker(
     """Run a Celery worker that classifies tickets (run as many as you like, anywhere)."""
     s = ready_to_run()
     database_installed(s)  # before `causa migrate`: say so, not a failing task per batch
+    if s.metrics_port is not None:
+        metrics.prepare(s.home, s.metrics_port)  # before any process counts
     from worker.app import app as celery  # lazy: start-up time of the other commands
 
     argv = [
