@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 DEMO_ARGS ?=
 BENCH_ARGS ?=
+SERVE_ARGS ?=
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: install lock demo test unit integration e2e faults lint bench worker beat listen flower clean
+.PHONY: install lock demo test unit integration e2e faults lint bench worker beat listen flower serve clean
 
 $(BIN)/causa: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,5 +66,8 @@ listen: install
 flower: install ## Flower on 127.0.0.1:5555, basic auth (CAUSA_FLOWER_PASSWORD or printed once)
 	$(BIN)/causa flower
 
+serve: install ## the HTTP API on 127.0.0.1:8000 (docs at /docs): make serve SERVE_ARGS="--workers 2"
+	$(BIN)/causa serve $(SERVE_ARGS)
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache celerybeat-schedule*
+	rm -rf $(VENV) .mypy_cache .ruff_cache celerybeat-schedule* .coverage .coverage.*

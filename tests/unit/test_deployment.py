@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
 SERVICES: dict[str, Any] = COMPOSE["services"]
-CAUSA_SERVICES = ("migrate", "worker", "beat", "listener", "flower")
+CAUSA_SERVICES = ("migrate", "worker", "beat", "listener", "flower", "api")
 LONG_RUNNING = ("worker", "beat", "listener")
 # ${VAR}, ${VAR:-default}, ${VAR:?message}, ${VAR-default}: the variable's name.
 INTERPOLATED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
@@ -106,6 +106,7 @@ def test_the_long_running_services_are_checked_with_causa_health(name: str) -> N
 
 def test_flower_and_mlflow_have_their_own_healthchecks_and_migrate_none() -> None:
     assert "/healthcheck" in " ".join(SERVICES["flower"]["healthcheck"]["test"])
+    assert "/readyz" in " ".join(SERVICES["api"]["healthcheck"]["test"])
     assert "/health" in " ".join(SERVICES["mlflow"]["healthcheck"]["test"])
     assert SERVICES["migrate"]["healthcheck"] == {"disable": True}  # one-shot
 
@@ -216,6 +217,7 @@ def test_secrets_reach_only_the_services_that_need_them() -> None:
     assert database <= given["migrate"] and not (notify | signing) & given["migrate"]
     assert database <= given["beat"] and not (notify | signing) & given["beat"]
     assert not (database | notify | signing) & given["flower"]
+    assert database | signing <= given["api"] and not notify & given["api"]
     assert (
         "CAUSA_FLOWER_PASSWORD" in given["flower"]
         and "CAUSA_FLOWER_PASSWORD" not in given["worker"]
