@@ -219,3 +219,35 @@ def test_probes_need_no_key_and_metrics_count_requests(
     assert 'causa_api_requests_total{method="POST",route="/v1/predict",status="200"}' in text
     assert "causa_model_info{version=" in text and 'causa_queue_depth{state="pending"}' in text
     assert "causa_api_predictions_total{" in text
+
+
+def test_the_api_works_the_same_through_the_supabase_rest_adapter(
+    settings: Any,
+    model: Path,
+    conn: psycopg.Connection[Any],
+    database_url: str,
+    runtime_for: Callable[..., Any],
+) -> None:
+    # the real supabase client against the PostgREST stand-in (the hosted one cannot run here)
+    from pydantic import SecretStr
+
+    from tests.integration.test_store_contract import SERVICE_KEY
+    from tests.postgrest import PostgREST
+
+    with PostgREST(database_url, SERVICE_KEY) as server:
+        rest = runtime_for(
+            settings,
+            database_url=None,
+            supabase_url=server.url,
+            supabase_key=SecretStr(SERVICE_KEY),
+        )
+        insert(conn, demo_rows(2))
+        key = keys.create(rest.store, "via-rest", "review", None)["key"]
+        with TestClient(create_app(rest), raise_server_exceptions=False) as c:
+            page = c.get("/v1/tickets", params={"status": "pending"}, headers=headers(key))
+            assert [t["number"] for t in page.json()["items"]] == ["T000000", "T000001"]
+            label = c.post("/v1/tickets/T000000/label", json={"cause": "Red"}, headers=headers(key))
+            assert label.json()["changed"] is True
+            predicted = c.post("/v1/predict", json={"text": "vpn"}, headers=headers(key))
+            assert predicted.status_code == 200
+        assert {"causa_tickets", "causa_label", "causa_api_key_find"} <= set(server.calls)
