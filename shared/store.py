@@ -478,6 +478,17 @@ class FunctionStore:
 # A SQL function that does not exist: PostgreSQL's SQLSTATE, and PostgREST's "not in the
 # schema cache" (the name or the arguments match no function).
 MISSING_FUNCTION_CODES = ("42883", "PGRST202")
+# causa's functions refusing bad arguments by name (invalid_parameter_value).
+REFUSED_CODE = "22023"
+
+
+class Refused(ValueError):
+    """A causa SQL function refused the call's arguments: the message names what was wrong
+    and what to give. The same call fails again: not retried."""
+
+    @classmethod
+    def of(cls, message: str | None, hint: str | None) -> Refused:
+        return cls(f"{message}{f' ({hint})' if hint else ''}")
 
 
 def not_installed(table: TicketTable, function: str) -> ConfigError:
@@ -536,6 +547,8 @@ class PostgresStore(FunctionStore):
             return retry.call(self.settings, function, once)
         except errors.UndefinedFunction as exc:
             raise not_installed(self.settings, function) from exc
+        except errors.InvalidParameterValue as exc:
+            raise Refused.of(exc.diag.message_primary, exc.diag.message_hint) from exc
 
 
 class SupabaseStore(FunctionStore):
@@ -575,6 +588,8 @@ class SupabaseStore(FunctionStore):
         except APIError as exc:
             if str(exc.code or "") in MISSING_FUNCTION_CODES:
                 raise not_installed(self.settings, function) from exc
+            if str(exc.code or "") == REFUSED_CODE:
+                raise Refused.of(exc.message, exc.hint) from exc
             raise
 
 

@@ -20,7 +20,9 @@ from flows.runtime import Runtime
 from shared import logs
 from shared.settings import Settings, load_settings
 from training import registry
+from training.registry import ModelRegistry
 from worker import bootstrap, metrics, names, sentry
+from worker.model_holder import ModelHolder
 from worker.queue import CeleryQueue
 
 
@@ -47,12 +49,13 @@ class CausaCelery(Celery):  # type: ignore[misc]
         )
         self.settings = settings
         self._runtime: Runtime | None = None
+        self.preloaded: ModelHolder | None = None  # the model loaded before the pool forked
 
     @property
     def runtime(self) -> Runtime:
         """The runtime of this process, built on first use."""
         if self._runtime is None:
-            self._runtime = bootstrap.build(self.settings, CeleryQueue(self))
+            self._runtime = bootstrap.build(self.settings, CeleryQueue(self), self.preloaded)
         return self._runtime
 
     def use_runtime(self, runtime: Runtime | None) -> None:
@@ -145,8 +148,12 @@ def _worker_init(**_: Any) -> None:
     sentry.init(app.settings, app.conf.beat_schedule, process="worker")
     # The model libraries (imported lazily elsewhere, for the commands' start-up) are imported
     # here, before the pool forks: every pool process shares them instead of spending seconds
-    # and memory importing them on its first batch.
+    # and memory importing them on its first batch. The model in service too: a pool process
+    # (a new one after a crash or a time limit included) starts with it in memory instead of
+    # loading it within its first task's time limit.
     registry.preload()
+    app.preloaded = ModelHolder(ModelRegistry.from_settings(app.settings))
+    app.preloaded.get()
     if app.settings.metrics_port is not None:
         metrics.serve(app.settings.metrics_port)
 

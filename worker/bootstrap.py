@@ -42,17 +42,23 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
-def build(settings: Settings, queue: TaskQueue) -> Runtime:
+def build(settings: Settings, queue: TaskQueue, served: ModelHolder | None = None) -> Runtime:
+    """The runtime of one process; `served`: a model holder loaded before the pool forked
+    (a worker's pool process then starts with the model in memory, not loading it within
+    its first task's time limit)."""
     if settings.database_url is not None and settings.supabase_url:
         log.info("DATABASE_URL and SUPABASE_URL are both set: using the direct connection")
     client = redis_client(settings)
     notifier = Notifier(settings, client)
     models = ModelRegistry.from_settings(settings)
+    if served is None:
+        served = ModelHolder(models)
+    served.notifier = notifier
     return Runtime(
         settings=settings,
         store=make_store(settings),
         registry=models,
-        models=ModelHolder(models, notifier),
+        models=served,
         notifier=notifier,
         breaker=Breaker(client, notifier, probe_interval=settings.breaker_probe_interval),
         redis=client,

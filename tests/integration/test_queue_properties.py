@@ -27,7 +27,7 @@ from shared import schema
 from shared.contract import Status
 from shared.retry import is_transient
 from shared.settings import Settings
-from shared.store import Failure, FunctionStore, Result, make_store
+from shared.store import Failure, FunctionStore, Refused, Result, make_store
 from shared.text import clean
 from tests.helpers import caller, demo_rows, insert
 from tests.integration.test_store_contract import FAST, SERVICE_KEY, rest_store
@@ -516,14 +516,14 @@ def test_the_store_passes_a_refusal_on_at_once_as_a_permanent_error(
         # when the store writes it
         with (
             structlog.testing.capture_logs() as logs,
-            pytest.raises((psycopg.errors.InvalidParameterValue, APIError)) as caught,
+            pytest.raises(Refused) as caught,
         ):
             store.apply(caller(), [result])
         store.close()
     # then the database's refusal arrives once, unretried (the same call would fail again),
     # naming what was wrong; and nothing changed
     error = caught.value
-    assert not is_transient(error)
+    assert not is_transient(error) and isinstance(error.__cause__, (psycopg.Error, APIError))
     assert 'p_results[0].claim_token is "not-a-token"' in str(error)
     assert not [e for e in logs if e["event"] == "retrying"]
     assert snapshot(queue.conn) == before
