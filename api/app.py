@@ -9,30 +9,59 @@ import binascii
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api import metrics
-from api.errors import RESPONSES, ApiError, install
+from api.errors import NOT_FOUND, RESPONSES, ApiError, install, responses
 from api.guard import Guard, public, require
 from flows import admin, predict, status
 from flows.classify import classify_batch
 from flows.keys import Key
 from flows.runtime import Runtime
+from shared import logs
 from shared.settings import Settings, load_settings
 from training.modelfile import LoadedModel
 
 log = structlog.get_logger("causa.api")
-Number = Annotated[str, Path(min_length=1, max_length=200, description="A ticket number.")]
+# What the schema says of a text; `_text` checks it, with messages that say what is wrong (the
+# length limit, a setting, is added to the schema by `_documented_limits`). BLANKS is what
+# str.strip() removes, spelled out: regex engines disagree on what \s is.
+BLANKS = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = "^(?![" + BLANKS + "]*$)[^\\x00]*$"  # not empty or only whitespace, no NUL
+Text = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": NOT_BLANK})]
+VERSION = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$"  # ASCII digits: as every regex engine reads it
+
+
+def _no_nul(value: str) -> str:
+    """PostgreSQL's text holds any character but NUL."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+# A ticket number or a task id.
+NO_NUL = {"pattern": r"^[^\x00]*$"}
+TicketNumber = Annotated[
+    str, Field(min_length=1, max_length=200, json_schema_extra=NO_NUL), AfterValidator(_no_nul)
+]
+Number = Annotated[
+    str,
+    Path(min_length=1, max_length=200, json_schema_extra=NO_NUL, description="A ticket number."),
+    AfterValidator(_no_nul),
+]
+TaskId = Annotated[
+    str, Path(min_length=1, max_length=200, json_schema_extra=NO_NUL), AfterValidator(_no_nul)
+]
 
 
 def _text(value: str, limit: int) -> str:
-    if "\x00" in value:
-        raise ValueError("contains a NUL character")
+    _no_nul(value)
     if not value.strip():
         raise ValueError("is empty or only whitespace")
     if len(value) > limit:
@@ -40,11 +69,19 @@ def _text(value: str, limit: int) -> str:
     return value
 
 
+def _given(name: str, kind: str) -> dict[str, Any]:
+    """A JSON schema: `name` is there and not null."""
+    return {"required": [name], "properties": {name: {"type": kind}}}
+
+
 class PredictRequest(BaseModel):
     """One text (`text`) or a batch (`texts`), never both."""
 
-    text: str | None = None
-    texts: list[str] | None = Field(None, min_length=1)
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [_given("text", "string"), _given("texts", "array")]}
+    )
+    text: Text | None = None
+    texts: list[Text] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _one(self) -> PredictRequest:
@@ -68,13 +105,50 @@ class PredictResponse(BaseModel):
 
 
 class ClassifyRequest(BaseModel):
-    numbers: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
-        min_length=1, max_length=1000
-    )
+    numbers: list[TicketNumber] = Field(min_length=1, max_length=1000)
+
+
+class Classified(BaseModel):
+    """What a classify batch did (the counts are null when nothing was claimed)."""
+
+    claimed: int
+    model_version: str | None
+    classified: int | None = None
+    needs_review: int | None = None
+    failed: int | None = None
+    retrying: int | None = None
+    stale: int | None = None
+
+
+class Ticket(BaseModel):
+    number: str
+    text: str | None
+    cause: str | None
+    status: str | None = Field(description="pending, claimed, classified, needs_review, failed")
+    predicted: str | None
+    confidence: float | None
+    alternatives: list[dict[str, Any]] | None
+    model_version: str | None
+    error: str | None
+
+
+class ListedTicket(Ticket):
+    at: datetime = Field(description="when it was queued (pending) or decided: the page order")
+    received_at: datetime | None
+    attempts: int | None
+
+
+class TicketDetail(Ticket):
+    decided_at: datetime | None
+
+
+class TicketPage(BaseModel):
+    items: list[ListedTicket]
+    next_cursor: str | None = Field(description="give it as `cursor` for the next page")
 
 
 class LabelRequest(BaseModel):
-    cause: str = Field(min_length=1, max_length=200)
+    cause: str = Field(min_length=1, max_length=200, json_schema_extra={"pattern": NOT_BLANK})
 
     @field_validator("cause")
     @classmethod
@@ -82,24 +156,68 @@ class LabelRequest(BaseModel):
         return _text(value, 200).strip()
 
 
+class Labelled(BaseModel):
+    number: str
+    cause: str
+    changed: bool = Field(description="false: the ticket had this cause (a confirmation)")
+
+
+class ModelInfo(BaseModel):
+    version: str
+    classes: list[str]
+    metrics: dict[str, Any]
+    thresholds: dict[str, float]
+    created_at: str
+    n_train: int
+    decision: str
+
+
+class ListedModel(ModelInfo):
+    kind: Literal["current", "backup"] = Field(description="current: the one in service")
+
+
 class NumbersRequest(BaseModel):
-    numbers: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
-        None, min_length=1, max_length=10_000
-    )
+    numbers: list[TicketNumber] | None = Field(None, min_length=1, max_length=10_000)
 
 
 class ReclassifyRequest(NumbersRequest):
-    model_version: str | None = Field(None, pattern=r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+    """The tickets named, or those a model version decided (or both)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [_given("numbers", "array"), _given("model_version", "string")]}
+    )
+    model_version: str | None = Field(None, pattern=VERSION)
 
 
 class RollbackRequest(BaseModel):
-    version: str | None = Field(None, pattern=r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+    version: str | None = Field(None, pattern=VERSION)
 
 
 class Queued(BaseModel):
     task_id: str
     action: str
     state: str
+
+
+class TaskRun(BaseModel):
+    id: str
+    name: str
+    state: Literal["queued", "started", "succeeded", "failed"]
+    requested_by: str | None
+    summary: dict[str, Any] | None
+    error: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Readiness(BaseModel):
+    """Each part: "ok", or why it does not answer."""
+
+    ready: bool
+    database: str
+    broker: str
+    model: str
 
 
 def runtime(request: Request) -> Runtime:
@@ -119,11 +237,13 @@ def _cursor(value: str | None) -> dict[str, Any] | None:
         return None
     try:
         after = json.loads(base64.urlsafe_b64decode(value.encode() + b"=="))
-    except (ValueError, binascii.Error):
-        after = None
-    if not isinstance(after, dict) or not {"at", "number"} <= after.keys():
-        raise ApiError(422, "invalid", "cursor: not a cursor this API gave", "cursor")
-    return after
+        at, number = after["at"], after["number"]
+        datetime.fromisoformat(at)
+        if not isinstance(number, str) or "\x00" in number:
+            raise ValueError(number)
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        raise ApiError(422, "invalid", "cursor: not a cursor this API gave", "cursor") from None
+    return {"at": at, "number": number}
 
 
 def _next_cursor(items: list[dict[str, Any]], limit: int) -> str | None:
@@ -160,7 +280,7 @@ def predict_texts(
     return {"model_version": model.version, "predictions": predictions}
 
 
-@v1.post("/tickets/classify")
+@v1.post("/tickets/classify", response_model=Classified)
 def classify_tickets(
     body: ClassifyRequest, rt: Rt, key: Annotated[Key, Depends(require("review"))]
 ) -> dict[str, Any]:
@@ -176,7 +296,7 @@ def classify_tickets(
     )
 
 
-@v1.get("/tickets")
+@v1.get("/tickets", response_model=TicketPage)
 def list_tickets(
     rt: Rt,
     _: Annotated[Key, Depends(require("review"))],
@@ -191,7 +311,7 @@ def list_tickets(
     return {"items": items, "next_cursor": _next_cursor(items, limit)}
 
 
-@v1.get("/tickets/{number}")
+@v1.get("/tickets/{number}", response_model=TicketDetail, responses=NOT_FOUND)
 def get_ticket(
     number: Number, rt: Rt, _: Annotated[Key, Depends(require("review"))]
 ) -> dict[str, Any]:
@@ -201,7 +321,7 @@ def get_ticket(
     return found
 
 
-@v1.post("/tickets/{number}/label")
+@v1.post("/tickets/{number}/label", response_model=Labelled, responses=NOT_FOUND)
 def label_ticket(
     number: Number,
     body: LabelRequest,
@@ -228,13 +348,13 @@ def _model_info(info: Any) -> dict[str, Any]:
     }
 
 
-@v1.get("/model")
+@v1.get("/model", response_model=ModelInfo)
 def get_model(rt: Rt, _: Annotated[Key, Depends(require("predict"))]) -> dict[str, Any]:
     """The model in service here."""
     return _model_info(model_in_service(rt).info)
 
 
-@v1.get("/models")
+@v1.get("/models", response_model=list[ListedModel])
 def list_models(rt: Rt, _: Annotated[Key, Depends(require("review"))]) -> list[dict[str, Any]]:
     """The model in service first, then the backups, newest first."""
     return [{"kind": kind, **_model_info(info)} for kind, info in rt.registry.models()]
@@ -281,8 +401,8 @@ def admin_drift(rt: Rt, key: Admin) -> dict[str, Any]:
     return _submit(rt, key, "drift_report")
 
 
-@v1.get("/tasks/{task_id}")
-def get_task(task_id: Annotated[str, Path(max_length=200)], rt: Rt, _: Admin) -> dict[str, Any]:
+@v1.get("/tasks/{task_id}", response_model=TaskRun, responses=NOT_FOUND)
+def get_task(task_id: TaskId, rt: Rt, _: Admin) -> dict[str, Any]:
     """What became of an admin task: queued, started, succeeded (with its summary) or failed."""
     found = rt.store.task(task_id)
     if found is None:
@@ -296,7 +416,7 @@ def get_status(rt: Rt, _: Annotated[Key, Depends(require("review"))]) -> dict[st
     return status.gather(rt)
 
 
-probes = APIRouter(dependencies=[Depends(public)])
+probes = APIRouter(dependencies=[Depends(public)], responses=responses(413, 429, 500))
 
 
 @probes.get("/healthz")
@@ -305,7 +425,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@probes.get("/readyz")
+@probes.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "a part does not answer: it says why"}},
+)
 def readyz(rt: Rt) -> JSONResponse:
     """The database, the broker and a model answer."""
     checks: dict[str, str] = {}
@@ -324,7 +448,16 @@ def readyz(rt: Rt) -> JSONResponse:
     return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 
 
-@probes.get("/metrics")
+@probes.get(
+    "/metrics",
+    response_class=Response,  # its own content type: only the one below is documented
+    responses={
+        200: {
+            "description": "Prometheus' text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def get_metrics(rt: Rt) -> Response:
     """Prometheus metrics of every API process."""
     return metrics.exposition(rt)
@@ -371,6 +504,8 @@ def create_app(rt: Runtime | None = None, settings: Settings | None = None) -> F
         else:
             app.state.runtime = rt
         app.state.guard = Guard(settings, app.state.runtime.store)
+        # Loaded now, once: not by the first requests, each in a thread of its own, all at once.
+        app.state.runtime.models.get()
         try:
             yield
         finally:
@@ -388,9 +523,31 @@ def create_app(rt: Runtime | None = None, settings: Settings | None = None) -> F
     app.middleware("http")(limit_body(settings.api_max_body_bytes))
     app.include_router(v1)
     app.include_router(probes)
+    _documented_limits(app, settings)
     return app
 
 
+def _documented_limits(app: FastAPI, s: Settings) -> None:
+    """The schema states the limits in force, which are settings: the longest text, the
+    largest batch."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            fields = generate()["components"]["schemas"]["PredictRequest"]["properties"]
+            text, texts = fields["text"]["anyOf"][0], fields["texts"]["anyOf"][0]
+            text["maxLength"] = texts["items"]["maxLength"] = s.max_text_chars
+            texts["maxItems"] = s.api_max_batch
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def factory() -> FastAPI:
-    """What uvicorn starts in each process (`causa serve`)."""
-    return create_app()
+    """What uvicorn starts in each process (`causa serve`). With --workers 2 or more each is a
+    new interpreter, which sets logging up as the command did: else its errors would reach
+    structlog's default renderer, tracebacks with their local variables and nothing redacted."""
+    settings = load_settings()
+    logs.setup(settings)
+    return create_app(settings=settings)

@@ -25,6 +25,9 @@ from shared.settings import Settings
 from shared.store import KeyStore
 
 log = structlog.get_logger("causa.api")
+# Once Redis failed, requests go on without it (fail open, or closed) for this long before one
+# tries it again: in a network partition each would otherwise wait out the connect timeout.
+REDIS_RETRY_S = 5.0
 
 
 class Guard:
@@ -39,6 +42,7 @@ class Guard:
         self.limiter = MovingWindowRateLimiter(storage)
         self.default_limit = parse(settings.api_rate_limit)
         self.public_limit = parse(settings.api_public_rate_limit)
+        self._redis_down_until = 0.0  # time.monotonic()
 
     def key(self, given: str) -> Key | None:
         """The key's owner (cached a few seconds), None for an unknown or revoked key."""
@@ -57,6 +61,9 @@ class Guard:
 
     def limit(self, item: RateLimitItem, who: str, fail_open: bool) -> None:
         """Count one request of `who` against `item`; 429 when over it."""
+        if time.monotonic() < self._redis_down_until:
+            self._without_redis(fail_open)
+            return
         try:
             allowed = self.limiter.hit(item, who)
             if allowed:
@@ -64,11 +71,9 @@ class Guard:
             reset, _ = self.limiter.get_window_stats(item, who)
         except Exception as exc:  # Redis down
             log.warning("rate limit not checked: Redis is down", error=type(exc).__name__)
-            if fail_open:
-                return
-            raise ApiError(
-                503, "unavailable", "the broker (Redis) is down: admin calls wait until it is back"
-            ) from None
+            self._redis_down_until = time.monotonic() + REDIS_RETRY_S
+            self._without_redis(fail_open)
+            return
         retry = max(1, int(reset - time.time() + 0.999))
         raise ApiError(
             429,
@@ -81,6 +86,13 @@ class Guard:
                 "RateLimit-Reset": str(retry),
             },
         )
+
+    @staticmethod
+    def _without_redis(fail_open: bool) -> None:
+        if not fail_open:
+            raise ApiError(
+                503, "unavailable", "the broker (Redis) is down: admin calls wait until it is back"
+            )
 
 
 def presented(request: Request) -> str | None:

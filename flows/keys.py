@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ SCOPES = ("predict", "review", "admin")
 KEY_START = "causa_"  # what every key begins with: easy to recognise in a leak scan
 PREFIX_CHARS = len(KEY_START) + 8  # the part that finds a key (48 random bits)
 NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
+RANDOM_BYTES = 32  # 256 bits
+RANDOM_CHARS = math.ceil(RANDOM_BYTES * 8 / 6)  # in base64url, unpadded: 43
+# What `create` makes: anything else is no key, refused before the database is asked.
+SECRET = re.compile(rf"^{KEY_START}[A-Za-z0-9_-]{{{RANDOM_CHARS}}}\Z")
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ def create(store: KeyStore, name: str, scope: str, rate_limit: str | None) -> di
             raise ValueError(
                 f"{rate_limit!r} is not a rate limit: give e.g. 600/minute, 10/second"
             ) from None
-    key = KEY_START + secrets.token_urlsafe(32)
+    key = KEY_START + secrets.token_urlsafe(RANDOM_BYTES)
     store.create_api_key(name, key[:PREFIX_CHARS], digest(key), scope, rate_limit)
     granted = list(SCOPES[: SCOPES.index(scope) + 1])
     return {"name": name, "key": key, "scopes": granted, "rate_limit": rate_limit}
@@ -59,7 +64,7 @@ def create(store: KeyStore, name: str, scope: str, rate_limit: str | None) -> di
 
 def find(store: KeyStore, key: str) -> Key | None:
     """The key's owner, or None for an unknown, wrong or revoked key."""
-    if not key.startswith(KEY_START) or len(key) > 200:
+    if not SECRET.match(key):
         return None
     row = store.find_api_key(key[:PREFIX_CHARS])
     if row is None or row["revoked"] or not hmac.compare_digest(row["hash"], digest(key)):

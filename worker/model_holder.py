@@ -9,6 +9,7 @@ file never replaces a good model.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class ModelHolder:
         self._seen: tuple[int, int, int] | None = None
         self._store_seen: tuple[int, int, int] | None = None
         self._retry_at = 0.0
+        self._lock = threading.Lock()
 
     def _pull(self) -> None:
         """Copy a new model from the shared store (a stat per batch; a copy when it changed)."""
@@ -58,6 +60,12 @@ class ModelHolder:
         self._store_seen = stamp
 
     def get(self) -> LoadedModel | None:
+        """The model in service (a stat per call; a load when the manifest changed). One
+        caller at a time: an API process's threads would otherwise each load a new model."""
+        with self._lock:
+            return self._get()
+
+    def _get(self) -> LoadedModel | None:
         if self.registry.shared:
             self._pull()
         stamp = _stamp(self.models_dir)
