@@ -53,6 +53,7 @@ bench: install ## throughput and latency: make bench BENCH_ARGS="--tickets 5000"
 	$(BIN)/python bench/training.py
 	$(BIN)/python bench/rest.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/api.py
 
 worker: install
 	$(BIN)/causa worker

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 from typing import Annotated
 
 import typer
@@ -40,16 +42,28 @@ def serve(
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    uvicorn.run(
+    config = uvicorn.Config(
         APP,
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_config=None,  # causa's logging, set up at the command's start
+        log_config=None,  # causa's logging, set up in each process
         access_log=False,  # requests are counted in /metrics; errors are logged
         proxy_headers=False,
     )
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    # The processes share one listening socket, which uvicorn makes without TCP_NODELAY:
+    # every answer then waited some 40 ms for the client's delayed ACK. Accepted
+    # connections inherit the option from the listening socket (Linux).
+    sock = config.bind_socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[sock]).run()
 
 
 @api_keys.command("create")
