@@ -4,6 +4,7 @@ around one flow, on the same runtime a worker builds (store, hot-swapped model, 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -257,8 +258,51 @@ v1 = APIRouter(prefix="/v1", responses=RESPONSES)
 Rt = Annotated[Runtime, Depends(runtime)]
 
 
+class Batcher:
+    """Texts that arrive while the model works wait and go together in the next call: one
+    predict_proba's fixed cost (validation in every calibrator) is paid once per batch."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[list[str], asyncio.Future[Any]]] = []
+        self.busy = False
+
+    async def predict(self, rt: Runtime, texts: list[str]) -> tuple[str, list[dict[str, Any]]]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending.append((texts, future))
+        if not self.busy:
+            self.busy = True
+            asyncio.get_running_loop().create_task(self._drain(rt))
+        result: tuple[str, list[dict[str, Any]]] = await future
+        return result
+
+    async def _drain(self, rt: Runtime) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                texts = [t for ts, _ in batch for t in ts]
+                try:
+                    model = await loop.run_in_executor(None, model_in_service, rt)
+                    out = await loop.run_in_executor(
+                        None, predict.predict, model, texts, rt.settings.confidence_threshold
+                    )
+                except Exception as exc:
+                    for _, f in batch:
+                        f.set_exception(exc)
+                    continue
+                at = 0
+                for ts, f in batch:
+                    f.set_result((model.version, out[at : at + len(ts)]))
+                    at += len(ts)
+        finally:
+            self.busy = False
+
+
+BATCHER = Batcher()
+
+
 @v1.post("/predict", response_model=PredictResponse)
-def predict_texts(
+async def predict_texts(
     body: PredictRequest, rt: Rt, _: Annotated[Key, Depends(require("predict"))]
 ) -> dict[str, Any]:
     """What causa would decide for each text: nothing is written."""
@@ -274,10 +318,9 @@ def predict_texts(
             _text(text, s.max_text_chars)
         except ValueError as exc:
             raise ApiError(422, "invalid", f"{field} {exc}", field) from None
-    model = model_in_service(rt)
-    predictions = predict.predict(model, texts, s.confidence_threshold)
+    version, predictions = await BATCHER.predict(rt, texts)
     metrics.predicted(predictions)
-    return {"model_version": model.version, "predictions": predictions}
+    return {"model_version": version, "predictions": predictions}
 
 
 @v1.post("/tickets/classify", response_model=Classified)
