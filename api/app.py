@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api import metrics
-from api.errors import NOT_FOUND, RESPONSES, ApiError, install, responses
+from api.errors import NOT_FOUND, RESPONSES, ApiError, install, response, responses
 from api.guard import Guard, public, require
 from flows import admin, predict, status
 from flows.classify import classify_batch
@@ -527,8 +527,6 @@ def limit_body(limit: int) -> Callable[..., Awaitable[Any]]:
 
 
 def _too_large(limit: int) -> JSONResponse:
-    from api.errors import response
-
     return response(413, "too_large", f"the request body is over {limit} bytes")
 
 

@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from shared.settings.sections import check_rate_limit
 from shared.store import KeyStore
 
 SCOPES = ("predict", "review", "admin")
@@ -48,14 +49,7 @@ def create(store: KeyStore, name: str, scope: str, rate_limit: str | None) -> di
     if scope not in SCOPES:
         raise ValueError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
     if rate_limit is not None:
-        from limits import parse  # lazy: see shared/settings
-
-        try:
-            parse(rate_limit)
-        except ValueError:
-            raise ValueError(
-                f"{rate_limit!r} is not a rate limit: give e.g. 600/minute, 10/second"
-            ) from None
+        check_rate_limit(rate_limit)
     key = KEY_START + secrets.token_urlsafe(RANDOM_BYTES)
     store.create_api_key(name, key[:PREFIX_CHARS], digest(key), scope, rate_limit)
     granted = list(SCOPES[: SCOPES.index(scope) + 1])

@@ -7,7 +7,8 @@ import functools
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +36,29 @@ TABLE_DDL = "DROP TABLE IF EXISTS tickets CASCADE; DROP SCHEMA IF EXISTS causa C
 def fresh_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
     conn.execute(TABLE_DDL)
     schema.migrate(conn, settings)
+
+
+@contextmanager
+def integer_tickets(
+    database_url: str, settings: Settings, count: int
+) -> Iterator[tuple[psycopg.Connection[Any], Settings]]:
+    """causa on a table whose ticket numbers are integers (`tickets_int`, tickets 1 to
+    `count`), removed afterwards: a connection to it and the settings that name it."""
+    custom = settings.model_copy(update={"table": "tickets_int"})
+    with psycopg.connect(database_url, autocommit=True) as c:
+        c.execute("DROP TABLE IF EXISTS tickets_int CASCADE; DROP SCHEMA IF EXISTS causa CASCADE")
+        c.execute(
+            "CREATE TABLE tickets_int (number integer PRIMARY KEY, short_description text,"
+            " description text, causa text)"
+        )
+        schema.migrate(c, custom)
+        c.execute(
+            "INSERT INTO tickets_int (number, short_description)"
+            " SELECT i, 'vpn' FROM generate_series(1, %s) AS i",
+            [count],
+        )
+        yield c, custom
+        c.execute("DROP TABLE tickets_int CASCADE; DROP SCHEMA causa CASCADE")
 
 
 def insert(

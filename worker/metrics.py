@@ -2,8 +2,9 @@
 by outcome, and batch time, summed over the worker's pool processes (prometheus-client's
 multiprocess mode: the directory is set before any process imports the client).
 
-`causa worker` calls `prepare` before Celery starts; the main process serves /metrics
-(`serve`, from worker_init); each pool process counts what its batches did (`count`)."""
+`causa worker` (and `causa serve`) calls `prepare` before Celery (uvicorn) starts; the main
+process serves /metrics (`serve`, from worker_init); each pool process counts what its
+batches did (`count`)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from typing import Any
 DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def prepare(home: Path, port: int) -> None:
-    """An empty directory for this worker's metrics, named in the environment the pool
-    processes inherit."""
-    directory = (home / "metrics" / f"worker-{port}").absolute()
+def prepare(home: Path, name: str) -> None:
+    """An empty directory for the metrics of a process family (`worker-9100`, `api-8000`),
+    named in the environment the processes it starts inherit."""
+    directory = (home / "metrics" / name).absolute()
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     os.environ[DIR_ENV] = str(directory)

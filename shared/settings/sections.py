@@ -293,18 +293,22 @@ class Api(BaseModel):
     # no metrics endpoint on the workers.
     metrics_port: int | None = Field(None, ge=1, le=65_535)
 
-    @field_validator("api_rate_limit", "api_public_rate_limit")
-    @classmethod
-    def _rate(cls, value: str) -> str:
-        from limits import parse  # lazy: only settings that use it pay for the import
+    _rate = field_validator("api_rate_limit", "api_public_rate_limit")(
+        lambda value: check_rate_limit(value)
+    )
 
-        try:
-            parse(value)
-        except ValueError:
-            raise ValueError(
-                f"{value!r} is not a rate limit: give e.g. 600/minute, 10/second, 1000/hour"
-            ) from None
-        return value
+
+def check_rate_limit(value: str) -> str:
+    """A rate limit as the `limits` library reads it, or a ValueError that shows the form."""
+    from limits import parse  # lazy: only what uses a rate limit pays for the import
+
+    try:
+        parse(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a rate limit: give e.g. 600/minute, 10/second, 1000/hour"
+        ) from None
+    return value
 
 
 def check_cron(value: str) -> str:

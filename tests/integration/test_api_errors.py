@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from flows import keys
-from shared import schema
+from tests.helpers import integer_tickets
 
 JSON = {"Content-Type": "application/json"}
 
@@ -135,18 +134,9 @@ def test_a_malformed_key_is_a_401_without_asking_the_database(
 def integer_numbers(
     database_url: str, settings: Any, model: Path, runtime_for: Callable[..., Any]
 ) -> Iterator[Any]:
-    """The runtime of causa on a table whose ticket numbers are integers (tickets 1 to 3)."""
-    custom = settings.model_copy(update={"table": "tickets_int"})
-    with psycopg.connect(database_url, autocommit=True) as c:
-        c.execute("DROP TABLE IF EXISTS tickets_int CASCADE; DROP SCHEMA IF EXISTS causa CASCADE")
-        c.execute(
-            "CREATE TABLE tickets_int (number integer PRIMARY KEY, short_description text,"
-            " description text, causa text)"
-        )
-        schema.migrate(c, custom)
-        c.execute("INSERT INTO tickets_int (number, short_description) VALUES (1, 'vpn')")
+    """The runtime of causa on a table whose ticket numbers are integers (ticket 1)."""
+    with integer_tickets(database_url, settings, 1) as (_, custom):
         yield runtime_for(custom)
-        c.execute("DROP TABLE tickets_int CASCADE; DROP SCHEMA causa CASCADE")
 
 
 def test_a_number_the_ticket_table_cannot_hold_is_a_422_from_the_database(

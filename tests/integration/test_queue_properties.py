@@ -23,13 +23,12 @@ from hypothesis import strategies as st
 from postgrest.exceptions import APIError
 from psycopg.types.json import Jsonb
 
-from shared import schema
 from shared.contract import Status
 from shared.retry import is_transient
 from shared.settings import Settings
 from shared.store import Failure, FunctionStore, Refused, Result, make_store
 from shared.text import clean
-from tests.helpers import caller, demo_rows, insert
+from tests.helpers import caller, demo_rows, insert, integer_tickets
 from tests.integration.test_store_contract import FAST, SERVICE_KEY, rest_store
 from tests.postgrest import PostgREST
 
@@ -457,20 +456,8 @@ def test_an_entry_point_refuses_a_wrong_argument_by_name_and_answers_right_ones(
 @pytest.fixture
 def integer_numbers(database_url: str, settings: Settings) -> Iterator[psycopg.Connection[Any]]:
     """causa on a table whose ticket numbers are integers, with tickets 1 to 5."""
-    custom = settings.model_copy(update={"table": "tickets_int"})
-    with psycopg.connect(database_url, autocommit=True) as c:
-        c.execute("DROP TABLE IF EXISTS tickets_int CASCADE; DROP SCHEMA IF EXISTS causa CASCADE")
-        c.execute(
-            "CREATE TABLE tickets_int (number integer PRIMARY KEY, short_description text,"
-            " description text, causa text)"
-        )
-        schema.migrate(c, custom)
-        c.execute(
-            "INSERT INTO tickets_int (number, short_description)"
-            " SELECT i, 'x' FROM generate_series(1, 5) AS i"
-        )
+    with integer_tickets(database_url, settings, 5) as (c, _):
         yield c
-        c.execute("DROP TABLE tickets_int CASCADE; DROP SCHEMA causa CASCADE")
 
 
 @EXAMPLES

@@ -88,7 +88,7 @@ def worker(
     s = ready_to_run()
     database_installed(s)  # before `causa migrate`: say so, not a failing task per batch
     if s.metrics_port is not None:
-        metrics.prepare(s.home, s.metrics_port)  # before any process counts
+        metrics.prepare(s.home, f"worker-{s.metrics_port}")  # before any process counts
     from worker.app import app as celery  # lazy: start-up time of the other commands
 
     argv = [

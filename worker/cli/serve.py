@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import socket
 from typing import Annotated
 
 import typer
 
 from flows import keys
+from worker import metrics
 from worker.cli import render
 from worker.cli.common import console, fail, settings
 from worker.cli.common import runtime as make_runtime
@@ -37,11 +36,7 @@ def serve(
     if s.database_url is None:
         s.require_supabase()  # or say what to set
     s.require_redis_url()
-    # Every process's metrics are summed: they write them here (emptied at each start).
-    metrics_dir = (s.home / "metrics" / f"api-{port}").absolute()
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    metrics.prepare(s.home, f"api-{port}")  # every process's metrics summed
     config = uvicorn.Config(
         APP,
         factory=True,
