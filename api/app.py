@@ -8,7 +8,8 @@ import asyncio
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import math
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
 from api.errors import NOT_FOUND, RESPONSES, ApiError, install, response, responses
@@ -36,6 +38,10 @@ log = structlog.get_logger("causa.api")
 BLANKS = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK = "^(?![" + BLANKS + "]*$)[^\\x00]*$"  # not empty or only whitespace, no NUL
 Text = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": NOT_BLANK})]
+# A promoted model answers within this long (the workers check before each batch).
+MODEL_CHECK_S = 1.0
+# Requests with at most this many texts are predicted on the event loop (some 3 ms at most).
+INLINE_TEXTS = 10
 VERSION = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$"  # ASCII digits: as every regex engine reads it
 
 
@@ -221,7 +227,7 @@ class Readiness(BaseModel):
     model: str
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 
@@ -258,52 +264,34 @@ v1 = APIRouter(prefix="/v1", responses=RESPONSES)
 Rt = Annotated[Runtime, Depends(runtime)]
 
 
-class Batcher:
-    """Texts that arrive while the model works wait and go together in the next call: one
-    predict_proba's fixed cost (validation in every calibrator) is paid once per batch."""
+class Serving:
+    """The model in service, for the event loop: the hot-swap check (a stat; a load of
+    seconds when the manifest changed) runs in a thread, at most once a MODEL_CHECK_S. Small
+    requests are predicted on the loop (a thread would only add switches of the GIL, which
+    the prediction holds anyway); large ones in a thread, so the loop still answers."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[list[str], asyncio.Future[Any]]] = []
-        self.busy = False
+        self.model: LoadedModel | None = None
+        self.checked_at = -math.inf
 
     async def predict(self, rt: Runtime, texts: list[str]) -> tuple[str, list[dict[str, Any]]]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending.append((texts, future))
-        if not self.busy:
-            self.busy = True
-            asyncio.get_running_loop().create_task(self._drain(rt))
-        result: tuple[str, list[dict[str, Any]]] = await future
-        return result
-
-    async def _drain(self, rt: Runtime) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            while self.pending:
-                batch, self.pending = self.pending, []
-                texts = [t for ts, _ in batch for t in ts]
-                try:
-                    model = await loop.run_in_executor(None, model_in_service, rt)
-                    out = await loop.run_in_executor(
-                        None, predict.predict, model, texts, rt.settings.confidence_threshold
-                    )
-                except Exception as exc:
-                    for _, f in batch:
-                        f.set_exception(exc)
-                    continue
-                at = 0
-                for ts, f in batch:
-                    f.set_result((model.version, out[at : at + len(ts)]))
-                    at += len(ts)
-        finally:
-            self.busy = False
-
-
-BATCHER = Batcher()
+        if self.model is None or loop.time() - self.checked_at > MODEL_CHECK_S:
+            self.model = await loop.run_in_executor(None, model_in_service, rt)
+            self.checked_at = loop.time()
+        model, threshold = self.model, rt.settings.confidence_threshold
+        if len(texts) <= INLINE_TEXTS:
+            return model.version, predict.predict(model, texts, threshold)
+        out = await loop.run_in_executor(None, predict.predict, model, texts, threshold)
+        return model.version, out
 
 
 @v1.post("/predict", response_model=PredictResponse)
 async def predict_texts(
-    body: PredictRequest, rt: Rt, _: Annotated[Key, Depends(require("predict"))]
+    body: PredictRequest,
+    rt: Rt,
+    request: Request,
+    _: Annotated[Key, Depends(require("predict"))],
 ) -> dict[str, Any]:
     """What causa would decide for each text: nothing is written."""
     texts = [body.text] if body.text is not None else (body.texts or [])
@@ -318,7 +306,7 @@ async def predict_texts(
             _text(text, s.max_text_chars)
         except ValueError as exc:
             raise ApiError(422, "invalid", f"{field} {exc}", field) from None
-    version, predictions = await BATCHER.predict(rt, texts)
+    version, predictions = await request.app.state.serving.predict(rt, texts)
     metrics.predicted(predictions)
     return {"model_version": version, "predictions": predictions}
 
@@ -506,28 +494,54 @@ def get_metrics(rt: Rt) -> Response:
     return metrics.exposition(rt)
 
 
-def limit_body(limit: int) -> Callable[..., Awaitable[Any]]:
-    """ASGI middleware: a request body over `limit` bytes ends in 413, whether it says its
-    length or streams."""
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes ends in 413 in the API's error shape,
+    whether it says its length or streams (then it is read here, at most `limit` bytes, and
+    handed on). FastAPI's own max_body_size answers in plain text."""
 
-    async def middleware(request: Request, call_next: Callable[..., Awaitable[Any]]) -> Any:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return _too_large(limit)
-        if declared is None and request.method in ("POST", "PUT", "PATCH"):
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    return _too_large(limit)
-            request._body = body  # read once, kept for the route
-        return await call_next(request)
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
 
-    return middleware
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) <= self.limit:
+                await self.app(scope, receive, send)
+            else:
+                await self._refuse(scope, receive, send)
+            return
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            more = message.get("more_body", False)
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
+        async def replay() -> Message:
+            nonlocal whole
+            if whole:
+                message, whole = whole, {}
+                return message
+            return await receive()
 
-def _too_large(limit: int) -> JSONResponse:
-    return response(413, "too_large", f"the request body is over {limit} bytes")
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = response(413, "too_large", f"the request body is over {self.limit} bytes")
+        await answer(scope, receive, send)
 
 
 def create_app(rt: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
@@ -545,6 +559,7 @@ def create_app(rt: Runtime | None = None, settings: Settings | None = None) -> F
         else:
             app.state.runtime = rt
         app.state.guard = Guard(settings, app.state.runtime.store)
+        app.state.serving = Serving()
         # Loaded now, once: not by the first requests, each in a thread of its own, all at once.
         app.state.runtime.models.get()
         try:
@@ -560,8 +575,8 @@ def create_app(rt: Runtime | None = None, settings: Settings | None = None) -> F
         lifespan=lifespan,
     )
     install(app)
-    app.middleware("http")(metrics.observe)
-    app.middleware("http")(limit_body(settings.api_max_body_bytes))
+    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    app.add_middleware(metrics.Observe)
     app.include_router(v1)
     app.include_router(probes)
     _documented_limits(app, settings)

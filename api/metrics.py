@@ -5,13 +5,14 @@ into one answer (prometheus-client's multiprocess mode)."""
 
 from __future__ import annotations
 
+import collections
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
-from fastapi import Request, Response
+from fastapi import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -22,6 +23,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flows.runtime import Runtime
 
@@ -40,24 +42,37 @@ PREDICTIONS = Counter(
 )
 
 
-async def observe(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-    """Middleware: count and time every request under its route's template."""
-    start = time.perf_counter()
-    status = 500
-    try:
-        response = await call_next(request)
-        status = response.status_code
-        return response
-    finally:
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        REQUESTS.labels(path, request.method, str(status)).inc()
-        LATENCY.labels(path).observe(time.perf_counter() - start)
+class Observe:
+    """ASGI middleware: count and time every request under its route's template."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def sent(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(path, scope["method"], str(status)).inc()
+            LATENCY.labels(path).observe(time.perf_counter() - start)
 
 
 def predicted(predictions: list[dict[str, Any]]) -> None:
-    for p in predictions:
-        PREDICTIONS.labels(p["cause"], p["verdict"]).inc()
+    counted = collections.Counter((p["cause"], p["verdict"]) for p in predictions)
+    for (cause, verdict), n in counted.items():
+        PREDICTIONS.labels(cause, verdict).inc(n)
 
 
 class Live:

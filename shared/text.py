@@ -14,6 +14,7 @@ import unicodedata
 # would only cost time and memory.
 MAX_TEXT_CHARS = 20_000
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def clean(text: str | None) -> str:
@@ -28,5 +29,9 @@ def clean(text: str | None) -> str:
 def normalize(text: str) -> str:
     """NFC, case-folded, accents folded: the form the features see."""
     decomposed = unicodedata.normalize("NFD", clean(text).casefold())
-    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    folded = NOT_ASCII.sub(_uncombined, decomposed)  # ASCII holds no combining mark
     return unicodedata.normalize("NFC", folded)
+
+
+def _uncombined(match: re.Match[str]) -> str:
+    return "" if unicodedata.combining(match.group()) else match.group()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,9 @@ class ModelInfo:
 class LoadedModel:
     info: ModelInfo
     pipeline: Any  # a fitted scikit-learn Pipeline with predict_proba
+    # The same probabilities without scikit-learn's per-call checks, when the pipeline is one
+    # training.fastpath knows (and they matched): see there.
+    fast: Callable[[Sequence[str]], Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -133,6 +137,8 @@ class LoadedModel:
         return self.info.thresholds
 
     def predict_proba(self, texts: list[str]) -> Any:
+        if self.fast is not None:
+            return self.fast(texts)
         return self.pipeline.predict_proba(texts)
 
 
@@ -189,4 +195,6 @@ def load(path: Path, info: ModelInfo) -> LoadedModel:
         if isinstance(exc, SoftTimeLimitExceeded):
             raise  # the task's time ran out while loading: not the file's fault
         raise ModelError(f"model file {path} could not be loaded: {exc}") from exc
-    return LoadedModel(info, pipeline)
+    from training import fastpath  # lazy: see library_versions
+
+    return LoadedModel(info, pipeline, fastpath.compile(pipeline))

@@ -128,7 +128,17 @@ def test_a_body_too_large_is_413_and_broken_json_422(
 ) -> None:
     key = headers(key_for("predict"))
     huge = b'{"text": "' + b"x" * 6_000_000 + b'"}'
-    assert client.post("/v1/predict", content=huge, headers=key).status_code == 413
+    answer = client.post("/v1/predict", content=huge, headers=key)
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
+    # streamed without a length (chunked): counted as it comes, refused the same way...
+    chunks = [b'{"text": "', *[b"x" * 1_000_000] * 6, b'"}']
+    answer = client.post("/v1/predict", content=iter(chunks), headers=key)
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == "too_large"
+    # ...and a streamed body within the limit reaches the route whole
+    small = [b'{"text": "no puedo ', b'imprimir"}']
+    json_type = {**key, "Content-Type": "application/json"}
+    answer = client.post("/v1/predict", content=iter(small), headers=json_type)
+    assert answer.status_code == 200 and len(answer.json()["predictions"]) == 1
     broken = client.post("/v1/predict", content=b'{"text": "\xff\xfe"', headers=key)
     assert broken.status_code == 422 and broken.json()["error"]["code"] == "invalid"
 

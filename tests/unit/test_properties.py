@@ -274,3 +274,7 @@ def test_normalize_takes_any_string_and_folds_it(text: str) -> None:
     folded.encode("utf-8")
     assert unicodedata.is_normalized("NFC", folded)
     assert not any(unicodedata.combining(c) for c in folded)
+    # exactly what models made before were trained on: every combining mark dropped
+    decomposed = unicodedata.normalize("NFD", clean(text).casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    assert folded == unicodedata.normalize("NFC", plain)

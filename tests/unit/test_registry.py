@@ -22,6 +22,7 @@ def test_a_promoted_model_loads_and_predicts(model: Path) -> None:
     loaded = registry.load(model, info)
     assert loaded.predict_proba(["no puedo imprimir"]).shape == (1, len(info.classes))
     assert info.libraries["scikit-learn"]
+    assert loaded.fast is not None  # the bootstrap model predicts without sklearn's checks
 
 
 def test_a_tampered_file_is_refused(model: Path) -> None:
