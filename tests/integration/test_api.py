@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.guard import scope_of
 from flows import keys
-from tests.helpers import KEY, demo_rows, insert
+from tests.helpers import KEY, demo_rows, insert, wait_for
 from training import registry
 
 SCOPES = ("predict", "review", "admin")
@@ -213,13 +213,18 @@ def test_a_promoted_model_is_served_without_a_restart(
     client: TestClient, key_for: Callable[..., str], model: Path
 ) -> None:
     key = headers(key_for("predict"))
-    before = client.get("/v1/model", headers=key).json()["version"]
+
+    def predicted_by() -> str:
+        answer = client.post("/v1/predict", json={"text": "vpn"}, headers=key)
+        return str(answer.json()["model_version"])
+
+    before = predicted_by()
     current = registry.load_current(model, KEY)
     new = registry.promote(model, current.pipeline, key=KEY, classes=current.classes, n_train=9)
     assert new.version != before
     assert client.get("/v1/model", headers=key).json()["version"] == new.version
-    answer = client.post("/v1/predict", json={"text": "vpn"}, headers=key).json()
-    assert answer["model_version"] == new.version
+    # predictions look for a new model at most once a second
+    wait_for(lambda: predicted_by() == new.version, timeout=5, what="the new model predicting")
 
 
 def test_probes_need_no_key_and_metrics_count_requests(
