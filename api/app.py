@@ -17,7 +17,15 @@ from typing import Annotated, Any, Literal
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
@@ -89,12 +97,22 @@ class PredictRequest(BaseModel):
     )
     text: Text | None = None
     texts: list[Text] | None = Field(None, min_length=1)
+    explain: StrictBool = Field(
+        False, description="also say which terms raised each cause (costs about as much again)"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> PredictRequest:
         if (self.text is None) == (self.texts is None):
             raise ValueError("give either text or texts")
         return self
+
+
+class Term(BaseModel):
+    term: str = Field(
+        description="a word or word pair of the text (normalised: lower case, no accents)"
+    )
+    weight: float = Field(description="how much it raised the cause's score (log-odds)")
 
 
 class Prediction(BaseModel):
@@ -104,6 +122,10 @@ class Prediction(BaseModel):
     threshold: float
     alternatives: list[dict[str, Any]]
     probabilities: dict[str, float]
+    explanation: list[Term] | None = Field(
+        description="the terms that raised the cause most (with `explain`; null without it, or"
+        " for a model causa does not explain)"
+    )
 
 
 class PredictResponse(BaseModel):
@@ -274,15 +296,17 @@ class Serving:
         self.model: LoadedModel | None = None
         self.checked_at = -math.inf
 
-    async def predict(self, rt: Runtime, texts: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    async def predict(
+        self, rt: Runtime, texts: list[str], explain: bool
+    ) -> tuple[str, list[dict[str, Any]]]:
         loop = asyncio.get_running_loop()
         if self.model is None or loop.time() - self.checked_at > MODEL_CHECK_S:
             self.model = await loop.run_in_executor(None, model_in_service, rt)
             self.checked_at = loop.time()
         model, threshold = self.model, rt.settings.confidence_threshold
         if len(texts) <= INLINE_TEXTS:
-            return model.version, predict.predict(model, texts, threshold)
-        out = await loop.run_in_executor(None, predict.predict, model, texts, threshold)
+            return model.version, predict.predict(model, texts, threshold, explain)
+        out = await loop.run_in_executor(None, predict.predict, model, texts, threshold, explain)
         return model.version, out
 
 
@@ -306,7 +330,7 @@ async def predict_texts(
             _text(text, s.max_text_chars)
         except ValueError as exc:
             raise ApiError(422, "invalid", f"{field} {exc}", field) from None
-    version, predictions = await request.app.state.serving.predict(rt, texts)
+    version, predictions = await request.app.state.serving.predict(rt, texts, body.explain)
     metrics.predicted(predictions)
     return {"model_version": version, "predictions": predictions}
 

@@ -1,21 +1,35 @@
 """Predictions without a ticket: what causa would decide for given texts, nothing written (the
-HTTP API's /v1/predict). The same model, cleaning and thresholds as the worker's batches."""
+HTTP API's /v1/predict, `causa predict`). The same model, cleaning and thresholds as the
+worker's batches, and why: the terms that raised the predicted cause most."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
 
 from flows.classify import ALTERNATIVES, Model, verdict
 from shared.text import clean
 
 
-def predict(model: Model, texts: Sequence[str], threshold: float) -> list[dict[str, Any]]:
+class Explaining(Model, Protocol):
+    def explain(
+        self, texts: Sequence[str]
+    ) -> tuple[np.ndarray, list[list[tuple[str, float]]] | None]: ...
+
+
+def predict(
+    model: Explaining, texts: Sequence[str], threshold: float, explain: bool = False
+) -> list[dict[str, Any]]:
     """Per text: the cause, its confidence, the verdict causa would give (with the threshold
-    that decided it), the next causes, and every cause's probability."""
-    proba = model.predict_proba([clean(t) for t in texts])
+    that decided it), the next causes, every cause's probability, and with `explain` the
+    explanation (the terms that raised the cause most, with their weights; None when not
+    asked for or for a model that is not explained: it costs about as much as predicting)."""
+    cleaned = [clean(t) for t in texts]
+    proba, explained = model.explain(cleaned) if explain else (model.predict_proba(cleaned), None)
     out = []
-    for row in proba:
+    for i, row in enumerate(proba):
         ranked = sorted(zip(model.classes, row.tolist(), strict=True), key=lambda cp: -cp[1])
         cause, confidence = ranked[0]
         out.append(
@@ -28,6 +42,11 @@ def predict(model: Model, texts: Sequence[str], threshold: float) -> list[dict[s
                     {"cause": c, "p": round(p, 6)} for c, p in ranked[1 : 1 + ALTERNATIVES]
                 ],
                 "probabilities": {c: round(p, 6) for c, p in ranked},
+                "explanation": (
+                    None
+                    if explained is None
+                    else [{"term": t, "weight": w} for t, w in explained[i]]
+                ),
             }
         )
     return out

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import copy
 import functools
+import heapq
 import itertools
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,7 +41,7 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
-Proba = Callable[[Sequence[str]], np.ndarray]
+Proba = Callable[[sp.csr_matrix], np.ndarray]
 # Texts a compiled function must answer as the pipeline does before it is used: empty, one
 # word, unknown words, accents and digits, and a long one.
 PROBES = (
@@ -54,25 +56,63 @@ LINEAR = (LinearSVC, LogisticRegression, SGDClassifier)
 # How far a compiled function's probabilities may be from the pipeline's: features kept in
 # float32 (causa's character n-grams) round differently from this module's float64.
 TOLERANCE = 1e-6
+EXPLAINED = 5  # terms an explanation names
 WORDS = 20_000  # words whose character n-grams a process remembers (some 15 MB)
 
 
-def compile(pipeline: Any) -> Proba | None:
-    """A function giving `pipeline.predict_proba(texts)`, or None when the pipeline is not
-    one this module knows or the function does not match it on PROBES."""
+@dataclass(frozen=True)
+class Compiled:
+    """A pipeline's probabilities (call it with texts), and what pushed each text's cause up.
+
+    `push[j, c]` is how much one unit of feature j raises class c's score: for a calibrated
+    model, the mean over its folds of the coefficient times the calibration's slope (the
+    score is then in units of the calibrated log-odds); for a multinomial logistic
+    regression, the coefficient less the mean over classes (softmax ignores what all classes
+    share). A term's weight in a text is its feature value times that push; character
+    n-grams are credited to the words they come from."""
+
+    terms: list[_Terms]
+    scores: Proba
+    push: np.ndarray  # features x classes
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        return self.scores(_features(self.terms, texts))
+
+    def explain(
+        self, texts: Sequence[str], top: int = EXPLAINED
+    ) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
+        """The probabilities, and per text the `top` terms that raised its most likely cause
+        most, with their weights (only terms that raised it)."""
+        x = _features(self.terms, texts)
+        proba = self.scores(x)
+        explained = []
+        for i, (text, cause) in enumerate(zip(texts, proba.argmax(axis=1), strict=True)):
+            cols = x.indices[x.indptr[i] : x.indptr[i + 1]]
+            contribution = x.data[x.indptr[i] : x.indptr[i + 1]] * self.push[cols, cause]
+            weights: defaultdict[str, float] = defaultdict(float)
+            for part in self.terms:
+                part.credit(text, cols, contribution, weights)
+            ranked = heapq.nlargest(top, weights.items(), key=lambda tw: tw[1])
+            explained.append([(t, round(w, 4)) for t, w in ranked if w > 0])
+        return proba, explained
+
+
+def compile(pipeline: Any) -> Compiled | None:
+    """The pipeline compiled, or None when it is not one this module knows or its
+    probabilities do not match the pipeline's own on PROBES."""
     try:
-        proba = _build(pipeline)
-        if proba is None:
+        compiled = _build(pipeline)
+        if compiled is None:
             return None
         expected = pipeline.predict_proba(list(PROBES))
-        if not np.allclose(proba(PROBES), expected, rtol=0, atol=TOLERANCE):
+        if not np.allclose(compiled(PROBES), expected, rtol=0, atol=TOLERANCE):
             return None
     except Exception:  # an unexpected shape of a known type: predict_proba stays correct
         return None
-    return proba
+    return compiled
 
 
-def _build(pipeline: Any) -> Proba | None:
+def _build(pipeline: Any) -> Compiled | None:
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         return None
     features, model = pipeline.steps[0][1], pipeline.steps[1][1]
@@ -81,15 +121,16 @@ def _build(pipeline: Any) -> Proba | None:
         return None
     terms = _terms(vectorizers)
     if isinstance(model, CalibratedClassifierCV):
-        return _calibrated(model, terms)
+        built = _calibrated(model)
+        return None if built is None else Compiled(terms, *built)
     if isinstance(model, LogisticRegression) and model.coef_.shape[0] == len(model.classes_):
-        return lambda texts: softmax(
-            _features(terms, texts) @ model.coef_.T + model.intercept_, axis=1
-        )
+        coef, intercept = model.coef_, model.intercept_
+        push = (coef - coef.mean(axis=0)).T
+        return Compiled(terms, lambda x: softmax(x @ coef.T + intercept, axis=1), push)
     return None
 
 
-def _calibrated(model: CalibratedClassifierCV, terms: list[_Terms]) -> Proba | None:
+def _calibrated(model: CalibratedClassifierCV) -> tuple[Proba, np.ndarray] | None:
     """CalibratedClassifierCV(method="sigmoid") over linear models: the mean, over its folds,
     of each fold's calibrated scores normalised to sum to one."""
     classes = model.classes_
@@ -113,13 +154,16 @@ def _calibrated(model: CalibratedClassifierCV, terms: list[_Terms]) -> Proba | N
     bias = np.concatenate(intercepts)
     slope, offset = np.asarray(a), np.asarray(b)
     n_classes = len(classes)
+    push = np.zeros((weights.shape[0], n_classes))
+    np.add.at(push.T, np.concatenate(columns), (-slope[:, None] * weights.T))
+    push /= len(columns)
 
-    def proba(texts: Sequence[str]) -> np.ndarray:
-        calibrated = expit(-(slope * (_features(terms, texts) @ weights + bias) + offset))
-        mean = np.zeros((len(texts), n_classes))
+    def proba(x: sp.csr_matrix) -> np.ndarray:
+        calibrated = expit(-(slope * (x @ weights + bias) + offset))
+        mean = np.zeros((x.shape[0], n_classes))
         at = 0
         for cols in columns:
-            p = np.zeros((len(texts), n_classes))
+            p = np.zeros((x.shape[0], n_classes))
             p[:, cols] = calibrated[:, at : at + len(cols)]
             at += len(cols)
             total = p.sum(axis=1, keepdims=True)
@@ -129,7 +173,7 @@ def _calibrated(model: CalibratedClassifierCV, terms: list[_Terms]) -> Proba | N
         result: np.ndarray = mean / len(columns)
         return result
 
-    return proba
+    return proba, push
 
 
 def _vectorizers(features: Any) -> list[TfidfVectorizer] | None:
@@ -163,11 +207,16 @@ class _Terms:
             self.columns: Callable[[str], Iterable[int | None]] = lambda text: (
                 itertools.chain.from_iterable(map(word, preprocess(text).split()))
             )
+            self.words: Callable[[str], list[tuple[str, tuple[int, ...]]]] | None = lambda text: [
+                (w, word(w)) for w in preprocess(text).split()
+            ]
         else:
             whole = copy.copy(v)
             whole.preprocessor = preprocess
             analyze = whole.build_analyzer()
             self.columns = lambda text: map(vocabulary.get, analyze(text))
+            self.words = None
+            self.names = v.get_feature_names_out()
         self.start = start
         self.sublinear = v.sublinear_tf
         self.idf = v.idf_ if v.use_idf else None
@@ -186,6 +235,35 @@ class _Terms:
         if self.l2 and len(data):
             data /= np.sqrt(data @ data)
         return cols + self.start, data
+
+    def credit(
+        self,
+        text: str,
+        cols: np.ndarray,
+        contribution: np.ndarray,
+        weights: defaultdict[str, float],
+    ) -> None:
+        """Add this vectoriser's part of a text's contributions to `weights`, by term: its
+        own terms (words, word pairs), or for character n-grams the words they came from
+        (an n-gram found in several words split between them, by its count)."""
+        mine = (cols >= self.start) & (cols < self.start + len(self.vocabulary))
+        local, given = cols[mine] - self.start, contribution[mine]
+        if self.words is None:
+            for name, c in zip(self.names[local].tolist(), given.tolist(), strict=True):
+                weights[name] += c
+            return
+        words = self.words(text)
+        if not words or not len(local):
+            return
+        order = np.argsort(local)
+        local, given = local[order], given[order]
+        found = np.fromiter(itertools.chain.from_iterable(c for _, c in words), dtype=np.int64)
+        at = np.searchsorted(local, found)  # each n-gram of each word: its place in the text's
+        share = given[at] / np.bincount(at, minlength=len(local))[at]
+        sizes = np.fromiter((len(c) for _, c in words), dtype=np.int64, count=len(words))
+        per_word = np.bincount(np.repeat(np.arange(len(words)), sizes), weights=share)
+        for (w, _), c in zip(words, per_word.tolist(), strict=False):
+            weights[w] += c
 
 
 def _same(text: str) -> str:

@@ -14,12 +14,15 @@ from __future__ import annotations
 import hashlib
 import platform
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
+
+if TYPE_CHECKING:
+    from training.fastpath import Compiled
 
 # The types beyond skops' own trusted ones that causa's pipelines contain, exactly (a test
 # builds every model family and checks): causa's text normaliser is the only function.
@@ -122,7 +125,7 @@ class LoadedModel:
     pipeline: Any  # a fitted scikit-learn Pipeline with predict_proba
     # The same probabilities without scikit-learn's per-call checks, when the pipeline is one
     # training.fastpath knows (and they matched): see there.
-    fast: Callable[[Sequence[str]], Any] | None = field(default=None, repr=False, compare=False)
+    fast: Compiled | None = field(default=None, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -136,10 +139,17 @@ class LoadedModel:
     def thresholds(self) -> dict[str, float]:
         return self.info.thresholds
 
-    def predict_proba(self, texts: list[str]) -> Any:
+    def predict_proba(self, texts: Sequence[str]) -> Any:
         if self.fast is not None:
             return self.fast(texts)
-        return self.pipeline.predict_proba(texts)
+        return self.pipeline.predict_proba(list(texts))
+
+    def explain(self, texts: Sequence[str]) -> tuple[Any, list[list[tuple[str, float]]] | None]:
+        """The probabilities, and per text the terms that raised its most likely cause most
+        (None: this kind of model is not explained; see training.fastpath)."""
+        if self.fast is None:
+            return self.predict_proba(texts), None
+        return self.fast.explain(texts)
 
 
 def sha256_of(path: Path) -> str:

@@ -89,15 +89,26 @@ def test_predict_answers_per_text_and_writes_nothing(
     client: TestClient, key_for: Callable[..., str], conn: psycopg.Connection[Any]
 ) -> None:
     key = key_for("predict")
-    one = client.post("/v1/predict", json={"text": "no puedo imprimir"}, headers=headers(key))
+    body = {"text": "no puedo imprimir", "explain": True}
+    one = client.post("/v1/predict", json=body, headers=headers(key))
     assert one.status_code == 200, one.text
     (p,) = one.json()["predictions"]
     assert p["verdict"] in ("classified", "needs_review") and 0 <= p["confidence"] <= 1
     assert abs(sum(p["probabilities"].values()) - 1) < 1e-3 and len(p["alternatives"]) == 3
+    # the bootstrap model explains itself: terms of the text that raised the cause
+    assert p["explanation"] and all(t["weight"] > 0 for t in p["explanation"])
+    assert {t["term"] for t in p["explanation"]} <= {
+        "no",
+        "puedo",
+        "imprimir",
+        "no puedo",
+        "puedo imprimir",
+    }
     many = client.post(
         "/v1/predict", json={"texts": ["vpn caida", "olvide mi clave"]}, headers=headers(key)
     )
     assert len(many.json()["predictions"]) == 2
+    assert many.json()["predictions"][0]["explanation"] is None  # not asked for
     assert conn.execute("SELECT count(*) FROM causa.decisions").fetchone() == (0,)
 
 

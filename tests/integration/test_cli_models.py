@@ -52,6 +52,14 @@ def test_train_from_a_csv_then_models_predict_evaluate_rollback(
 
     predicted = runner.invoke(app, ["predict", "la impresora de la planta 2 no imprime"])
     assert predicted.exit_code == 0 and predicted.output.startswith("Impresoras")
+    as_json = runner.invoke(app, ["predict", "la impresora no imprime", "--json"])
+    one = json.loads(as_json.output)
+    keys = {"cause", "confidence", "verdict", "alternatives", "explanation", "model_version"}
+    assert set(one) == keys and one["model_version"] == decision["version"]
+    assert one["alternatives"][0]["cause"] == one["cause"] == "Impresoras"
+    assert len(one["alternatives"]) == 3
+    explained = one["explanation"]  # None only for a model causa does not explain
+    assert explained is None or "impresora" in [t["term"] for t in explained]
 
     test = write_csv(tmp_path / "test.csv", 300, seed=9)
     scored = runner.invoke(app, ["evaluate", "--data", str(test), "--json"])

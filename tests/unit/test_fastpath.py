@@ -3,6 +3,8 @@ on any text; None for the pipelines it does not know."""
 
 from __future__ import annotations
 
+import itertools
+import re
 from typing import Any
 
 import numpy as np
@@ -79,3 +81,32 @@ def test_a_function_that_disagrees_on_the_probes_is_not_used(
 
     monkeypatch.setattr(fastpath, "_build", off_by_a_little)
     assert fastpath.compile(pipeline) is None
+
+
+@pytest.mark.parametrize("kind", ACCEPTED)
+def test_explanations_name_terms_of_the_text_that_favour_the_predicted_cause(kind: str) -> None:
+    from shared.text import normalize
+
+    compiled = fastpath.compile(ACCEPTED[kind])
+    assert compiled is not None
+    texts = TEXTS[:40]
+    proba, explained = compiled.explain(texts)
+    np.testing.assert_allclose(proba, compiled(texts))  # the same probabilities
+    lowered = 0
+    for text, p, terms in zip(texts, proba, explained, strict=True):
+        assert 1 <= len(terms) <= fastpath.EXPLAINED, text
+        weights = [w for _, w in terms]
+        assert all(w > 0 for w in weights) and weights == sorted(weights, reverse=True)
+        plain = normalize(text)
+        tokens = re.findall(r"(?u)\b\w\w+\b", plain)  # the word features' tokens
+        pairs = {" ".join(pair) for pair in itertools.pairwise(tokens)}
+        for term, _ in terms:  # a token or two side by side, or a word (character n-grams)
+            assert term in tokens or term in pairs or term in plain.split(), (term, plain)
+        # without its strongest term, the text is mostly less of the cause predicted (not
+        # always: the other terms' weights grow as the text's features are normalised again)
+        top, cause = terms[0][0], int(np.argmax(p))
+        less = plain
+        for part in top.split():
+            less = re.sub(rf"(?<!\S){re.escape(part)}(?!\S)|\b{re.escape(part)}\b", " ", less)
+        lowered += compiled([less])[0][cause] < p[cause]
+    assert lowered >= 0.8 * len(texts)

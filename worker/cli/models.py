@@ -164,22 +164,33 @@ def evaluate(
         print(json.dumps({k: result[k] for k in keys}))
 
 
-def predict(text: Annotated[str, typer.Argument(help="A ticket's text.")]) -> None:
-    """The cause the model in service gives one text, its confidence and the top 3."""
-    from flows.classify import verdict  # lazy: start-up time of the other commands
+def predict(
+    text: Annotated[str, typer.Argument(help="A ticket's text.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The cause the model in service gives one text, its confidence, the top 3 and why."""
+    from flows import predict as flow  # lazy: start-up time of the other commands
 
     s = settings()
     try:
         model = ModelRegistry.from_settings(s).load_current()
     except ModelError as exc:
         raise fail(str(exc)) from None
-    proba = model.predict_proba([text])[0]
-    ranked = sorted(zip(model.classes, proba, strict=True), key=lambda cp: -cp[1])
-    cause, confidence = ranked[0]
-    status = verdict(model, cause, float(confidence), s.confidence_threshold)
-    print(f"{cause}\t{confidence:.3f}\t{status} (model {model.version})")
-    for c, p in ranked[:3]:
-        print(f"  {c}: {p:.3f}")
+    p = flow.predict(model, [text], s.confidence_threshold, explain=True)[0]
+    top = list(p["probabilities"].items())[:3]
+    if as_json:
+        keys = ("cause", "confidence", "verdict", "explanation")
+        shown = {k: p[k] for k in keys} | {"model_version": model.version}
+        print(json.dumps(shown | {"alternatives": [{"cause": c, "p": q} for c, q in top]}))
+        return
+    print(f"{p['cause']}\t{p['confidence']:.3f}\t{p['verdict']} (model {model.version})")
+    for c, q in top:
+        print(f"  {c}: {q:.3f}")
+    if p["explanation"]:
+        print(
+            "  because of: "
+            + ", ".join(f"{t['term']} ({t['weight']:+.2f})" for t in p["explanation"])
+        )
 
 
 COMMANDS: list[Callable[..., object]] = [
