@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import json
 import math
 from collections.abc import AsyncIterator, Callable
@@ -303,11 +304,13 @@ class Serving:
         if self.model is None or loop.time() - self.checked_at > MODEL_CHECK_S:
             self.model = await loop.run_in_executor(None, model_in_service, rt)
             self.checked_at = loop.time()
-        model, threshold = self.model, rt.settings.confidence_threshold
+        model, s = self.model, rt.settings
+        run = functools.partial(
+            predict.predict, model, texts, s.confidence_threshold, explain, s.never_auto_causes
+        )
         if len(texts) <= INLINE_TEXTS:
-            return model.version, predict.predict(model, texts, threshold, explain)
-        out = await loop.run_in_executor(None, predict.predict, model, texts, threshold, explain)
-        return model.version, out
+            return model.version, run()
+        return model.version, await loop.run_in_executor(None, run)
 
 
 @v1.post("/predict", response_model=PredictResponse)

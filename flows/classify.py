@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,9 +55,14 @@ class Outcome:
     failures: list[Failure]
 
 
-def verdict(model: Model, cause: str, confidence: float, threshold: float) -> Status:
-    """classified at or above the class's threshold (the global one where the model has
-    none), needs_review below it."""
+def verdict(
+    model: Model, cause: str, confidence: float, threshold: float, never: Collection[str] = ()
+) -> Status:
+    """needs_review for a cause in `never` (never applied automatically, the setting
+    CAUSA_NEVER_AUTO); else classified at or above the class's threshold (the model's; the
+    global one where it has none), needs_review below it."""
+    if cause in never:
+        return Status.NEEDS_REVIEW
     if confidence >= model.thresholds.get(cause, threshold):
         return Status.CLASSIFIED
     return Status.NEEDS_REVIEW
@@ -68,7 +73,9 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcome:
+def decide(
+    claimed: Sequence[Claimed], model: Model, threshold: float, never: Collection[str] = ()
+) -> Outcome:
     """Predict every claimed ticket. A ticket that breaks the model fails alone."""
     results: list[Result] = []
     failures: list[Failure] = []
@@ -126,7 +133,7 @@ def decide(claimed: Sequence[Claimed], model: Model, threshold: float) -> Outcom
             Result(
                 c.number,
                 c.claim_token,
-                verdict(model, cause, confidence, threshold),
+                verdict(model, cause, confidence, threshold, never),
                 cause,
                 round(confidence, 4),
                 model.version,
@@ -188,7 +195,7 @@ def classify_batch(
         return {"claimed": 0, "model_version": model.version}
     # Hidden from logs and Sentry while in flight; kept on an error for the report up the stack.
     logs.hide_ticket_texts(c.text for c in claimed)
-    outcome = decide(claimed, model, settings.confidence_threshold)
+    outcome = decide(claimed, model, settings.confidence_threshold, settings.never_auto_causes)
     try:
         applied = store.apply(caller, outcome.results)
     except SoftTimeLimitExceeded:

@@ -4,7 +4,7 @@ worker's batches, and why: the terms that raised the predicted cause most."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,7 +20,11 @@ class Explaining(Model, Protocol):
 
 
 def predict(
-    model: Explaining, texts: Sequence[str], threshold: float, explain: bool = False
+    model: Explaining,
+    texts: Sequence[str],
+    threshold: float,
+    explain: bool = False,
+    never: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Per text: the cause, its confidence, the verdict causa would give (with the threshold
     that decided it), the next causes, every cause's probability, and with `explain` the
@@ -36,7 +40,7 @@ def predict(
             {
                 "cause": cause,
                 "confidence": round(confidence, 6),
-                "verdict": str(verdict(model, cause, confidence, threshold)),
+                "verdict": str(verdict(model, cause, confidence, threshold, never)),
                 "threshold": model.thresholds.get(cause, threshold),
                 "alternatives": [
                     {"cause": c, "p": round(p, 6)} for c, p in ranked[1 : 1 + ALTERNATIVES]

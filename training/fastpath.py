@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import copy
 import functools
-import heapq
 import itertools
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,6 +56,7 @@ LINEAR = (LinearSVC, LogisticRegression, SGDClassifier)
 # float32 (causa's character n-grams) round differently from this module's float64.
 TOLERANCE = 1e-6
 EXPLAINED = 5  # terms an explanation names
+WIDE = 1 << 40  # (text, term) pairs as one number: text * WIDE + term
 WORDS = 20_000  # words whose character n-grams a process remembers (some 15 MB)
 
 
@@ -74,6 +74,18 @@ class Compiled:
     terms: list[_Terms]
     scores: Proba
     push: np.ndarray  # features x classes
+    names: np.ndarray = field(init=False)  # a term's text, by column ("" for n-grams)
+    unigrams: dict[str, int] = field(init=False)  # single-word terms: their columns
+
+    def __post_init__(self) -> None:
+        names = np.full(self.push.shape[0], "", dtype=object)
+        unigrams: dict[str, int] = {}
+        for part in self.terms:
+            if part.words is None:
+                names[part.start : part.end] = part.names
+                unigrams |= {t: part.start + i for t, i in part.vocabulary.items() if " " not in t}
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "unigrams", unigrams)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         return self.scores(_features(self.terms, texts))
@@ -82,19 +94,51 @@ class Compiled:
         self, texts: Sequence[str], top: int = EXPLAINED
     ) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
         """The probabilities, and per text the `top` terms that raised its most likely cause
-        most, with their weights (only terms that raised it)."""
+        most, with their weights (only terms that raised it). Done for the whole batch at
+        once: a term is a number (a feature's column, or a word numbered in this call), and
+        (text, term) pairs are summed and ranked by numpy, not one by one."""
         x = _features(self.terms, texts)
         proba = self.scores(x)
-        explained = []
-        for i, (text, cause) in enumerate(zip(texts, proba.argmax(axis=1), strict=True)):
-            cols = x.indices[x.indptr[i] : x.indptr[i + 1]]
-            contribution = x.data[x.indptr[i] : x.indptr[i + 1]] * self.push[cols, cause]
-            weights: defaultdict[str, float] = defaultdict(float)
-            for part in self.terms:
-                part.credit(text, cols, contribution, weights)
-            ranked = heapq.nlargest(top, weights.items(), key=lambda tw: tw[1])
-            explained.append([(t, round(w, 4)) for t, w in ranked if w > 0])
+        rows = np.repeat(np.arange(len(texts)), np.diff(x.indptr))
+        contribution = x.data * self.push[x.indices, proba.argmax(axis=1)[rows]]
+        words: dict[str, int] = {}  # words that are not a feature's term: numbered past them
+        keys, weights = [], []
+        for part in self.terms:
+            mine = (x.indices >= part.start) & (x.indices < part.end)
+            if part.words is None:  # its features are terms (words, word pairs)
+                keys.append(rows[mine] * WIDE + x.indices[mine])
+                weights.append(contribution[mine])
+            else:
+                k, w = part.credit(
+                    texts, rows[mine], x.indices[mine], contribution[mine], self, words
+                )
+                keys.append(k)
+                weights.append(w)
+        pairs, at = np.unique(np.concatenate(keys), return_inverse=True)
+        total = np.bincount(at, weights=np.concatenate(weights), minlength=len(pairs))
+        raised = total > 0
+        pairs, total = pairs[raised], total[raised]
+        order = np.lexsort((-total, pairs // WIDE))  # by text, the largest first
+        pairs, total = pairs[order], total[order]
+        row = pairs // WIDE
+        rank = np.arange(len(row)) - np.searchsorted(row, row)
+        kept = rank < top
+        extra, columns = list(words), len(self.names)
+        explained: list[list[tuple[str, float]]] = [[] for _ in texts]
+        for r, term, w in zip(
+            row[kept].tolist(), (pairs[kept] % WIDE).tolist(), total[kept].tolist(), strict=True
+        ):
+            name = self.names[term] if term < columns else extra[term - columns]
+            explained[r].append((str(name), round(w, 4)))
         return proba, explained
+
+    def term(self, word: str, words: dict[str, int]) -> int:
+        """A word's term number: the word feature's column when it is one, else its number
+        among `words` (after every column)."""
+        found = self.unigrams.get(word)
+        if found is None:
+            found = words.setdefault(word, len(self.names) + len(words))
+        return found
 
 
 def compile(pipeline: Any) -> Compiled | None:
@@ -218,6 +262,7 @@ class _Terms:
             self.words = None
             self.names = v.get_feature_names_out()
         self.start = start
+        self.end = start + len(vocabulary)
         self.sublinear = v.sublinear_tf
         self.idf = v.idf_ if v.use_idf else None
         self.l2 = v.norm == "l2"
@@ -238,32 +283,36 @@ class _Terms:
 
     def credit(
         self,
-        text: str,
+        texts: Sequence[str],
+        rows: np.ndarray,
         cols: np.ndarray,
         contribution: np.ndarray,
-        weights: defaultdict[str, float],
-    ) -> None:
-        """Add this vectoriser's part of a text's contributions to `weights`, by term: its
-        own terms (words, word pairs), or for character n-grams the words they came from
-        (an n-gram found in several words split between them, by its count)."""
-        mine = (cols >= self.start) & (cols < self.start + len(self.vocabulary))
-        local, given = cols[mine] - self.start, contribution[mine]
-        if self.words is None:
-            for name, c in zip(self.names[local].tolist(), given.tolist(), strict=True):
-                weights[name] += c
-            return
-        words = self.words(text)
-        if not words or not len(local):
-            return
-        order = np.argsort(local)
-        local, given = local[order], given[order]
-        found = np.fromiter(itertools.chain.from_iterable(c for _, c in words), dtype=np.int64)
-        at = np.searchsorted(local, found)  # each n-gram of each word: its place in the text's
-        share = given[at] / np.bincount(at, minlength=len(local))[at]
-        sizes = np.fromiter((len(c) for _, c in words), dtype=np.int64, count=len(words))
-        per_word = np.bincount(np.repeat(np.arange(len(words)), sizes), weights=share)
-        for (w, _), c in zip(words, per_word.tolist(), strict=False):
-            weights[w] += c
+        compiled: Compiled,
+        words: dict[str, int],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Character n-grams' contributions credited to the words they came from (an n-gram
+        found in several words of a text shared between them, by its count): the (text,
+        term) keys and weights of every word of every text."""
+        assert self.words is not None
+        slots, slot_rows, found = [], [], []
+        for i, text in enumerate(texts):
+            for w, word_cols in self.words(text):
+                slots.append(compiled.term(w, words))
+                slot_rows.append(i)
+                found.append(word_cols)
+        sizes = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
+        occurrences = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64)
+        occurrence_rows = np.repeat(np.asarray(slot_rows, dtype=np.int64), sizes)
+        placed = rows * WIDE + cols  # the text's n-grams, in order: where each occurrence is
+        order = np.argsort(placed)
+        placed, given = placed[order], contribution[order]
+        at = np.searchsorted(placed, occurrence_rows * WIDE + occurrences + self.start)
+        share = given[at] / np.bincount(at, minlength=len(placed))[at] if len(at) else at
+        per_slot = np.bincount(
+            np.repeat(np.arange(len(slots)), sizes), weights=share, minlength=len(slots)
+        )
+        keys = np.asarray(slot_rows, dtype=np.int64) * WIDE + np.asarray(slots, dtype=np.int64)
+        return keys, per_slot
 
 
 def _same(text: str) -> str:

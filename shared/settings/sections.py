@@ -148,6 +148,9 @@ class Queue(BaseModel):
     # Beat's safety net: how often pending tickets and expired leases are looked for.
     poll_interval: float = Field(5.0, gt=0)
     confidence_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    # Causes never applied automatically: always needs_review, whatever the confidence
+    # (comma-separated, as the model names them).
+    never_auto: str = ""
     max_attempts: int = Field(3, ge=1)
     classify_since: datetime | None = None
     mode: Literal["apply", "suggest"] = "apply"
@@ -169,6 +172,10 @@ class Queue(BaseModel):
     @property
     def soft_time_limit(self) -> int:
         return max(1, int(self.task_time_limit * 0.8))
+
+    @property
+    def never_auto_causes(self) -> frozenset[str]:
+        return frozenset(c.strip() for c in self.never_auto.split(",") if c.strip())
 
 
 class Retries(BaseModel):

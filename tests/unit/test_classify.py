@@ -85,6 +85,21 @@ def test_per_class_thresholds_take_precedence_over_the_global_one() -> None:
     assert outcome.results[0].status == "needs_review"
 
 
+def test_a_never_auto_cause_always_ends_needs_review() -> None:
+    # given Hardware among the causes never applied automatically, and a model sure of it
+    settings = Settings(never_auto=" Hardware , Correo")
+    assert settings.never_auto_causes == {"Hardware", "Correo"}
+    store = FakeStore([ticket("1", "la pantalla parpadea"), ticket("2", "algo raro")])
+    model = FakeModel(thresholds={"Hardware": 0.0})  # even a per-class threshold of 0
+    # when the batch is decided
+    classify_batch(store, Models(model), settings, worker="w", limit=10)
+    # then the Hardware ticket waits for a person, predicted but not applied
+    by_number = {r.number: r for r in store.applied}
+    assert (by_number["1"].status, by_number["1"].predicted) == ("needs_review", "Hardware")
+    assert by_number["1"].confidence >= 0.9
+    assert decide([ticket("3", "la pantalla")], model, 0.6).results[0].status == "classified"
+
+
 def test_empty_text_gets_a_clear_outcome() -> None:
     outcome = decide(
         [ticket("1", None), ticket("2", "   "), ticket("3", "\x00\x00")], FakeModel(), 0.6

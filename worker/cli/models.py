@@ -176,7 +176,7 @@ def predict(
         model = ModelRegistry.from_settings(s).load_current()
     except ModelError as exc:
         raise fail(str(exc)) from None
-    p = flow.predict(model, [text], s.confidence_threshold, explain=True)[0]
+    p = flow.predict(model, [text], s.confidence_threshold, True, s.never_auto_causes)[0]
     top = list(p["probabilities"].items())[:3]
     if as_json:
         keys = ("cause", "confidence", "verdict", "explanation")
