@@ -3,7 +3,7 @@ the confusion matrix, the expected calibration error, and per-class confidence t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,10 +38,15 @@ def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray) -> f
 
 
 def thresholds_for_precision(
-    truth: Sequence[str], predicted: Sequence[str], confidence: np.ndarray, target: float
+    truth: Sequence[str],
+    predicted: Sequence[str],
+    confidence: np.ndarray,
+    target: float,
+    by_class: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """For each class, the lowest confidence from which predictions of it reach `target`
-    precision on these tickets (1.0 where no threshold reaches it)."""
+    """For each class, the lowest confidence from which predictions of it reach its target
+    precision (`by_class`, else `target`) on these tickets (1.0 where no threshold reaches
+    it)."""
     truth_a, pred_a = np.asarray(truth), np.asarray(predicted)
     out: dict[str, float] = {}
     for cls in sorted(set(predicted)):
@@ -52,7 +57,7 @@ def thresholds_for_precision(
         right = truth_a[mine] == cls
         order = np.argsort(-conf)
         precision = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
-        reaching = np.nonzero(precision >= target)[0]
+        reaching = np.nonzero(precision >= (by_class or {}).get(cls, target))[0]
         # the largest prefix (lowest threshold) whose precision still reaches the target
         out[cls] = float(conf[order][reaching[-1]]) if len(reaching) else 1.0
     return out

@@ -139,7 +139,9 @@ def retrain(
         min_improvement=settings.min_improvement,
         min_f1=settings.min_f1,
     )
-    thresholds = thresholds_for_precision(truth, predicted, confidence, settings.target_precision)
+    thresholds = thresholds_for_precision(
+        truth, predicted, confidence, settings.target_precision, settings.precision_targets
+    )
     speed = tickets_per_s(model, holdout_texts[:5000])
     metrics = {
         "macro_f1": challenger_scores["macro_f1"],

@@ -196,6 +196,24 @@ class Retries(BaseModel):
         return float(sum(delays))
 
 
+def parse_targets(value: str) -> dict[str, float]:
+    """ "Cause=0.95,Other=0.8" as {cause: target}; ValueError naming the part that is not."""
+    targets: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        cause, _, number = part.rpartition("=")
+        try:
+            target = float(number)
+        except ValueError:
+            target = -1.0
+        if not cause.strip() or not 0 < target <= 1:
+            raise ValueError(
+                f"CAUSA_TARGET_PRECISION_BY_CAUSE: {part!r} is not CAUSE=PRECISION with a"
+                " precision above 0 and at most 1 (e.g. Accesos=0.97,Hardware=0.85)"
+            )
+        targets[cause.strip()] = target
+    return targets
+
+
 class Training(BaseModel):
     """Training, comparison and the model registry."""
 
@@ -207,6 +225,8 @@ class Training(BaseModel):
     min_f1: float = Field(0.5, ge=0.0, le=1.0)  # floor for the first model
     min_class_count: int = Field(30, ge=2)  # classes with fewer labels are left out
     target_precision: float = Field(0.9, gt=0.0, le=1.0)  # per-class thresholds aim at this
+    # Per-cause overrides of target_precision: "Accesos=0.97,Hardware=0.85".
+    target_precision_by_cause: str = ""
     n_trials: int = Field(30, ge=1)  # Optuna trials per training
     # Model families the search tries (svc, logreg, sgd, cnb, xgb). XGBoost is off by default:
     # on TF-IDF text it fits far slower than the linear models and did not beat them.
@@ -219,6 +239,17 @@ class Training(BaseModel):
     stack_members: int = Field(1, ge=1, le=4)
 
     _cron = field_validator("retrain_cron")(lambda value: check_cron(value))
+
+    @field_validator("target_precision_by_cause")
+    @classmethod
+    def _targets(cls, value: str) -> str:
+        parse_targets(value)
+        return value
+
+    @property
+    def precision_targets(self) -> dict[str, float]:
+        """The per-cause precision targets that override target_precision."""
+        return parse_targets(self.target_precision_by_cause)
 
     @field_validator("search_families")
     @classmethod

@@ -34,6 +34,27 @@ def test_thresholds_reach_the_target_precision() -> None:
     assert t["Red"] == pytest.approx(confidence[21])
 
 
+def test_a_class_of_its_own_target_gets_its_own_threshold() -> None:
+    confidence = np.concatenate([np.linspace(0.99, 0.80, 20), np.linspace(0.79, 0.50, 10)])
+    truth = ["Red"] * 20 + ["Correo"] * 10
+    # a target of 1.0 for Red: only the 20 right ones, from the 20th's confidence
+    t = thresholds_for_precision(truth, ["Red"] * 30, confidence, 0.9, {"Red": 1.0})
+    assert t["Red"] == pytest.approx(confidence[19])
+    # a lower one (2/3): all 30 (20 of 30 right)
+    t = thresholds_for_precision(truth, ["Red"] * 30, confidence, 0.9, {"Red": 0.66})
+    assert t["Red"] == pytest.approx(confidence[29])
+
+
+def test_precision_targets_by_cause_are_read_and_refused_with_the_part_at_fault() -> None:
+    from shared.settings import Settings
+
+    s = Settings(target_precision_by_cause="Accesos=0.97, Red de datos=0.8")
+    assert s.precision_targets == {"Accesos": 0.97, "Red de datos": 0.8}
+    for bad in ("Accesos", "Accesos=1.5", "=0.9", "Accesos=high"):
+        with pytest.raises(ValueError, match=r"is not CAUSE=PRECISION"):
+            Settings(target_precision_by_cause=bad)
+
+
 def test_too_few_predictions_keep_the_global_threshold() -> None:
     t = thresholds_for_precision(["Red"] * 5, ["Red"] * 5, np.ones(5), target=0.9)
     assert t == {}
