@@ -116,6 +116,33 @@ def test_training_reads_only_human_labels_from_the_database(
     assert result.exit_code == 0, result.output
     decision = last_json(result.output)
     assert decision["n_train"] + decision["n_holdout"] == 600
+    # the backtest replays the holdout of those labels only: tickets no model trained on
+    replayed = runner.invoke(app, ["backtest", "--json"])
+    assert replayed.exit_code == 0, replayed.output
+    backtest = last_json(replayed.output)
+    assert backtest["labelled"] == 600 and backtest["tickets"] == decision["n_holdout"]
+    overall = backtest["overall"]["in_force"]
+    assert overall["applied"] + overall["review"] == decision["n_holdout"]
+
+
+def test_backtest_of_a_csv_the_model_never_saw_with_plots(
+    env: Any, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAUSA_NEVER_AUTO", "Impresoras")
+    data = write_csv(tmp_path / "new.csv", 200, seed=11)
+    page = tmp_path / "backtest.html"
+    args = ["backtest", "--data", str(data), "--every-row", "--json", "--html", str(page)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    backtest = last_json(result.output)
+    assert backtest["tickets"] == 200 and backtest["never_auto"] == ["Impresoras"]
+    printers = backtest["causes"]["Impresoras"]
+    assert printers["in_force"]["applied"] == 0 and printers["in_force"]["review"] > 0
+    assert printers["sweep"][0]["applied"] == printers["tickets"]  # at 0, every one
+    html = page.read_text()
+    assert html.count("<svg") == len(backtest["causes"]) + 1 and "<script" not in html
+    table = runner.invoke(app, ["backtest", "--data", str(data)])  # the holdout rows only
+    assert table.exit_code == 0 and "never trained on" in table.output, table.output
 
 
 def test_no_tickets_without_data_is_refused(env: Any) -> None:

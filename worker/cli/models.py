@@ -193,6 +193,79 @@ def predict(
         )
 
 
+def backtest(
+    data: Annotated[
+        Path | None, typer.Option(help="A labelled CSV instead of the labelled tickets.")
+    ] = None,
+    text_column: Annotated[str, typer.Option()] = "text",
+    label_column: Annotated[str, typer.Option()] = "label",
+    every_row: Annotated[
+        bool, typer.Option(help="Every row of --data is new to the model (else its holdout).")
+    ] = False,
+    models_dir: Annotated[
+        Path | None, typer.Option("--models", help="A candidate's models directory.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    html: Annotated[Path | None, typer.Option(help="Also write a page with plots here.")] = None,
+) -> None:
+    """What the model in service (or a candidate) would do with labelled tickets it never
+    trained on: per cause, for a sweep of thresholds and for the settings in force, how many
+    would be applied automatically, how many wrongly, how many would wait for review."""
+    from flows import backtest as flow  # lazy: start-up time of the other commands
+    from worker.cli import report
+
+    s = settings()
+    where = s if models_dir is None else s.model_copy(update={"models_dir": models_dir})
+    try:
+        model = ModelRegistry.from_settings(where).load_current()
+        if data is not None:
+            examples = dataset.from_csv(data, text_column, label_column)
+        else:
+            store = make_store(s)
+            try:
+                examples = dataset.from_store(store.labelled())
+            finally:
+                store.close()
+    except (ModelError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+    result = flow.replay(model, examples, s.confidence_threshold, s.never_auto_causes, every_row)
+    if html is not None:
+        html.write_text(report.page(result), encoding="utf-8")
+    if as_json:
+        print(json.dumps(result))
+        return
+    blocks = [("all causes", result["overall"]), *result["causes"].items()]
+    render.table(
+        f"model {model.version}: {result['tickets']} labelled tickets it never trained on,"
+        f" with the settings in force",
+        ("cause", "threshold", "tickets", "applied", "wrong", "precision", "review"),
+        (
+            (
+                name,
+                "never" if name in result["never_auto"] else str(b.get("threshold_in_force", "")),
+                str(b["tickets"]),
+                *(str(b["in_force"][k]) for k in ("applied", "wrong", "precision", "review")),
+            )
+            for name, b in blocks
+        ),
+    )
+    marked = result["threshold"]
+    render.table(
+        "all causes, one threshold for every cause",
+        ("threshold", "applied", "wrong", "precision", "review"),
+        (
+            (
+                f"{p['threshold']:.2f}"
+                + (" (CAUSA_CONFIDENCE_THRESHOLD)" if p["threshold"] == marked else ""),
+                *(str(p[k]) for k in ("applied", "wrong", "precision", "review")),
+            )
+            for p in result["overall"]["sweep"]
+        ),
+    )
+    if html is not None:
+        console.print(f"plots written to {html}")
+
+
 COMMANDS: list[Callable[..., object]] = [
     train,
     models,
@@ -200,4 +273,5 @@ COMMANDS: list[Callable[..., object]] = [
     sign_models,
     evaluate,
     predict,
+    backtest,
 ]
