@@ -57,6 +57,9 @@ LINEAR = (LinearSVC, LogisticRegression, SGDClassifier)
 TOLERANCE = 1e-6
 EXPLAINED = 5  # terms an explanation names
 WIDE = 1 << 40  # (text, term) pairs as one number: text * WIDE + term
+# From this many texts on, character n-grams are counted for the batch at once (numpy's
+# fixed costs pay off); fewer are counted text by text.
+BLOCK_FROM = 16
 WORDS = 20_000  # words whose character n-grams a process remembers (some 15 MB)
 
 
@@ -97,21 +100,20 @@ class Compiled:
         most, with their weights (only terms that raised it). Done for the whole batch at
         once: a term is a number (a feature's column, or a word numbered in this call), and
         (text, term) pairs are summed and ranked by numpy, not one by one."""
-        x = _features(self.terms, texts)
+        x, found = _batch(self.terms, texts)
         proba = self.scores(x)
+        cause = proba.argmax(axis=1)
         rows = np.repeat(np.arange(len(texts)), np.diff(x.indptr))
-        contribution = x.data * self.push[x.indices, proba.argmax(axis=1)[rows]]
+        contribution = x.data * self.push[x.indices, cause[rows]]
         words: dict[str, int] = {}  # words that are not a feature's term: numbered past them
         keys, weights = [], []
-        for part in self.terms:
-            mine = (x.indices >= part.start) & (x.indices < part.end)
+        for i, part in enumerate(self.terms):
             if part.words is None:  # its features are terms (words, word pairs)
+                mine = (x.indices >= part.start) & (x.indices < part.end)
                 keys.append(rows[mine] * WIDE + x.indices[mine])
                 weights.append(contribution[mine])
-            else:
-                k, w = part.credit(
-                    texts, rows[mine], x.indices[mine], contribution[mine], self, words
-                )
+            else:  # its n-grams, credited to the words they came from
+                k, w = found[i].credit(self.push, cause, self, words)
                 keys.append(k)
                 weights.append(w)
         pairs, at = np.unique(np.concatenate(keys), return_inverse=True)
@@ -148,9 +150,12 @@ def compile(pipeline: Any) -> Compiled | None:
         compiled = _build(pipeline)
         if compiled is None:
             return None
-        expected = pipeline.predict_proba(list(PROBES))
-        if not np.allclose(compiled(PROBES), expected, rtol=0, atol=TOLERANCE):
-            return None
+        probes = list(PROBES) * (BLOCK_FROM // len(PROBES) + 1)  # both ways of counting
+        expected = pipeline.predict_proba(probes)
+        for texts in (probes[: len(PROBES)], probes):
+            got = compiled(texts)
+            if not np.allclose(got, expected[: len(texts)], rtol=0, atol=TOLERANCE):
+                return None
     except Exception:  # an unexpected shape of a known type: predict_proba stays correct
         return None
     return compiled
@@ -281,38 +286,61 @@ class _Terms:
             data /= np.sqrt(data @ data)
         return cols + self.start, data
 
-    def credit(
-        self,
-        texts: Sequence[str],
-        rows: np.ndarray,
-        cols: np.ndarray,
-        contribution: np.ndarray,
-        compiled: Compiled,
-        words: dict[str, int],
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Character n-grams' contributions credited to the words they came from (an n-gram
-        found in several words of a text shared between them, by its count): the (text,
-        term) keys and weights of every word of every text."""
+    def block(
+        self, texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Occurrences]:
+        """A character part's TF-IDF for the whole batch at once (rows, columns, values),
+        from each word's remembered n-grams; and where each n-gram came from."""
         assert self.words is not None
-        slots, slot_rows, found = [], [], []
-        for i, text in enumerate(texts):
-            for w, word_cols in self.words(text):
-                slots.append(compiled.term(w, words))
-                slot_rows.append(i)
-                found.append(word_cols)
-        sizes = np.fromiter(map(len, found), dtype=np.int64, count=len(found))
-        occurrences = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64)
-        occurrence_rows = np.repeat(np.asarray(slot_rows, dtype=np.int64), sizes)
-        placed = rows * WIDE + cols  # the text's n-grams, in order: where each occurrence is
-        order = np.argsort(placed)
-        placed, given = placed[order], contribution[order]
-        at = np.searchsorted(placed, occurrence_rows * WIDE + occurrences + self.start)
-        share = given[at] / np.bincount(at, minlength=len(placed))[at] if len(at) else at
-        per_slot = np.bincount(
-            np.repeat(np.arange(len(slots)), sizes), weights=share, minlength=len(slots)
+        per_text = [self.words(text) for text in texts]
+        flat = list(itertools.chain.from_iterable(per_text))
+        slot_rows = np.repeat(np.arange(len(texts)), [len(p) for p in per_text])
+        sizes = np.fromiter((len(c) for _, c in flat), dtype=np.int64, count=len(flat))
+        slots = np.repeat(np.arange(len(flat)), sizes)
+        grams = np.fromiter(itertools.chain.from_iterable(c for _, c in flat), dtype=np.int64)
+        keys, at, counts = np.unique(
+            slot_rows[slots] * WIDE + grams, return_inverse=True, return_counts=True
         )
-        keys = np.asarray(slot_rows, dtype=np.int64) * WIDE + np.asarray(slots, dtype=np.int64)
-        return keys, per_slot
+        rows, cols = keys // WIDE, keys % WIDE
+        data = counts.astype(np.float64)
+        if self.sublinear:
+            data = np.log(data) + 1
+        if self.idf is not None:
+            data *= self.idf[cols]
+        if self.l2:
+            data /= np.sqrt(np.bincount(rows, weights=data * data, minlength=len(texts)))[rows]
+        cols += self.start
+        return rows, cols, data, _Occurrences(flat, slot_rows, slots, at, counts, rows, cols, data)
+
+
+@dataclass(frozen=True)
+class _Occurrences:
+    """Where a batch's character n-grams came from: its words in order (`flat`: the word
+    and its n-grams' columns), each word's text, each n-gram occurrence's word, and its
+    (text, n-gram) entry in the batch's features with that entry's count."""
+
+    flat: list[tuple[str, tuple[int, ...]]]
+    slot_rows: np.ndarray
+    slots: np.ndarray
+    at: np.ndarray
+    counts: np.ndarray
+    rows: np.ndarray  # the entries: text, column, value
+    cols: np.ndarray
+    data: np.ndarray
+
+    def credit(
+        self, push: np.ndarray, cause: np.ndarray, compiled: Compiled, words: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each entry's contribution (value x push[column, its text's cause]) shared between
+        the occurrences of its n-gram, summed by word: the (text, term) keys and weights of
+        every word of every text."""
+        contribution = self.data * push[self.cols, cause[self.rows]]
+        share = contribution[self.at] / self.counts[self.at]
+        per_word = np.bincount(self.slots, weights=share, minlength=len(self.flat))
+        terms = np.fromiter(
+            (compiled.term(w, words) for w, _ in self.flat), dtype=np.int64, count=len(self.flat)
+        )
+        return self.slot_rows * WIDE + terms, per_word
 
 
 def _same(text: str) -> str:
@@ -345,15 +373,41 @@ def _last(preprocess: Callable[[str], str]) -> Callable[[str], str]:
 
 
 def _features(terms: list[_Terms], texts: Sequence[str]) -> sp.csr_matrix:
-    """The FeatureUnion's transform: every vectoriser's row side by side, one matrix."""
-    indptr, cols, data = [0], [], []
-    for text in texts:
-        for part in terms:
-            c, d = part.row(text)
+    return _batch(terms, texts, len(texts) >= BLOCK_FROM)[0]
+
+
+def _batch(
+    terms: list[_Terms], texts: Sequence[str], blocks: bool = True
+) -> tuple[sp.csr_matrix, dict[int, _Occurrences]]:
+    """The FeatureUnion's transform: every vectoriser's part side by side, one matrix; and,
+    with `blocks`, each character part's n-grams counted for the whole batch at once, and
+    where they came from (by the part's index)."""
+    width = terms[-1].end
+    if not blocks:  # text by text, each one's parts side by side
+        indptr, cols, data = [0], [], []
+        for text in texts:
+            for part in terms:
+                c, d = part.row(text)
+                cols.append(c)
+                data.append(d)
+            indptr.append(indptr[-1] + sum(len(c) for c in cols[-len(terms) :]))
+        shape = (len(texts), width)
+        return sp.csr_matrix((np.concatenate(data), np.concatenate(cols), indptr), shape), {}
+    rows, cols, data = [], [], []
+    found: dict[int, _Occurrences] = {}
+    for i, part in enumerate(terms):
+        if part.words is None:
+            per_text = [part.row(text) for text in texts]
+            rows.append(np.repeat(np.arange(len(texts)), [len(c) for c, _ in per_text]))
+            cols.append(np.concatenate([c for c, _ in per_text]))
+            data.append(np.concatenate([d for _, d in per_text]))
+        else:
+            r, c, d, found[i] = part.block(texts)
+            rows.append(r)
             cols.append(c)
             data.append(d)
-        indptr.append(indptr[-1] + sum(len(c) for c in cols[-len(terms) :]))
-    width = terms[-1].start + len(terms[-1].vocabulary)
-    return sp.csr_matrix(
-        (np.concatenate(data), np.concatenate(cols), indptr), shape=(len(texts), width)
+    x = sp.csr_matrix(
+        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(texts), width),
     )
+    return x, found
