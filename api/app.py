@@ -158,6 +158,9 @@ class Ticket(BaseModel):
     predicted: str | None
     confidence: float | None
     alternatives: list[dict[str, Any]] | None
+    explanation: list[dict[str, Any]] | None = Field(
+        None, description="the terms that raised the predicted cause most: [{term, weight}]"
+    )
     model_version: str | None
     error: str | None
 

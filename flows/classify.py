@@ -98,8 +98,8 @@ def decide(
     if not todo:
         return Outcome(results, failures)
     try:
-        probabilities = model.predict_proba([texts[c.number] for c in todo])
-        rows = list(zip(todo, probabilities, strict=True))
+        probabilities, explained = _predict(model, [texts[c.number] for c in todo])
+        rows = list(zip(todo, probabilities, explained, strict=True))
     except SoftTimeLimitExceeded:
         raise  # the task's time is up: no ticket's fault (the lease brings them back)
     except Exception:
@@ -107,7 +107,8 @@ def decide(
         rows = []
         for c in todo:
             try:
-                rows.append((c, model.predict_proba([texts[c.number]])[0]))
+                (p,), (e,) = _predict(model, [texts[c.number]])
+                rows.append((c, p, e))
             except SoftTimeLimitExceeded:
                 raise
             except Exception as exc:
@@ -125,7 +126,7 @@ def decide(
                     )
                 )
     classes = model.classes
-    for c, p in rows:
+    for c, p, explanation in rows:
         ranked = np.argsort(-p)[: ALTERNATIVES + 1]
         best = int(ranked[0])
         cause, confidence = classes[best], float(p[best])
@@ -140,10 +141,23 @@ def decide(
                 alternatives=[
                     {"cause": classes[int(i)], "p": round(float(p[i]), 4)} for i in ranked[1:]
                 ],
+                explanation=explanation,
                 digest=digest(texts[c.number]),
             )
         )
     return Outcome(results, failures)
+
+
+def _predict(model: Model, texts: list[str]) -> tuple[Any, list[Any]]:
+    """The probabilities, and per text its explanation ([{term, weight}]) when the model
+    gives them (a model in service does, when training.fastpath compiled it), else None."""
+    explain = getattr(model, "explain", None)
+    if explain is None:
+        return model.predict_proba(texts), [None] * len(texts)
+    probabilities, explained = explain(texts)
+    if explained is None:
+        return probabilities, [None] * len(texts)
+    return probabilities, [[{"term": t, "weight": w} for t, w in e] for e in explained]
 
 
 def claim(

@@ -64,6 +64,8 @@ class Result:
     error: str | None = None
     alternatives: list[dict[str, Any]] | None = None  # the next causes: [{cause, p}]
     digest: str | None = None  # sha256 of the text the model saw
+    # the terms that raised the cause most: [{term, weight}] (None: not explained)
+    explanation: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -287,6 +287,13 @@ INSERT INTO causa.migrations (version, name) VALUES (3, 'api keys and task runs'
 ON CONFLICT DO NOTHING;
 
 
+-- causa:step 4 explanations
+-- Why the model decided: the terms that raised the predicted cause most, [{term, weight}].
+ALTER TABLE causa.decisions ADD COLUMN IF NOT EXISTS explanation jsonb;
+INSERT INTO causa.migrations (version, name) VALUES (4, 'explanations')
+ON CONFLICT DO NOTHING;
+
+
 -- causa:repeatable
 -- The result columns people filter on in their own tools, written once per decision.
 DO $$
@@ -370,7 +377,8 @@ CREATE OR REPLACE FUNCTION causa.item_keys(p_kind text) RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE p_kind
         WHEN 'results' THEN ARRAY['number', 'claim_token', 'status', 'predicted', 'confidence',
-                                  'alternatives', 'model_version', 'digest', 'error']
+                                  'alternatives', 'explanation', 'model_version', 'digest',
+                                  'error']
         WHEN 'failures' THEN ARRAY['number', 'claim_token', 'error'] END
 $$;
 
@@ -419,6 +427,8 @@ LANGUAGE sql STABLE AS $$  -- STABLE as format() is: else it is not inlined
             THEN format('.confidence is %s, not a number from 0 to 1', causa.shown(e->'confidence'))
         WHEN coalesce(jsonb_typeof(e->'alternatives'), 'null') NOT IN ('array', 'null')
             THEN format('.alternatives is %s, not an array', causa.shown(e->'alternatives'))
+        WHEN coalesce(jsonb_typeof(e->'explanation'), 'null') NOT IN ('array', 'null')
+            THEN format('.explanation is %s, not an array', causa.shown(e->'explanation'))
         WHEN coalesce(jsonb_typeof(e->'model_version'), 'null') NOT IN ('string', 'null')
             THEN format('.model_version is %s, not a string', causa.shown(e->'model_version'))
         WHEN coalesce(jsonb_typeof(e->'digest'), 'null') NOT IN ('string', 'null')
@@ -440,7 +450,7 @@ DECLARE
         WHEN 'statuses' THEN 'a JSON array of statuses among classified, needs_review and failed'
         WHEN 'results' THEN 'a JSON array of {number, claim_token, status (classified or'
                             ' needs_review), predicted, confidence (0 to 1), alternatives,'
-                            ' model_version, digest, error}, one per claimed ticket'
+                            ' explanation, model_version, digest, error}, one per claimed ticket'
         WHEN 'failures' THEN 'a JSON array of {number, claim_token, error}, one per claimed ticket'
     END;
     v_at bigint;
@@ -506,7 +516,7 @@ END $$;
 
 
 -- Record decisions: a JSON array of {number, status, source, predicted, confidence,
--- alternatives, model_version, digest, error, received_at} whose work items are gone. The
+-- alternatives, explanation, model_version, digest, error, received_at} whose work items are gone. The
 -- confidence is kept to 6 decimals (a real cannot hold 1e-300: it would be an error). Appends to
 -- the log, sets each ticket's outcome and writes the ticket's row once: the cause when
 -- classified in mode apply, the result columns when they are on (nothing else: with them
@@ -523,19 +533,19 @@ BEGIN
                coalesce(x.source, 'model') AS source,
                CASE WHEN x.status = 'classified' AND p_mode = 'apply' THEN x.predicted END AS cause,
                x.predicted, round(x.confidence, 6)::real AS confidence, x.alternatives,
-               x.model_version, x.digest,
+               x.explanation, x.model_version, x.digest,
                left(x.error, 2000) AS error, x.received_at
           FROM jsonb_to_recordset(p) AS x(number text, status text, source text, predicted text,
                                           confidence numeric, alternatives jsonb,
-                                          model_version text, digest text, error text,
+                                          explanation jsonb, model_version text, digest text, error text,
                                           received_at timestamptz)
     ), logged AS (
         INSERT INTO causa.decisions (number, status, source, cause, predicted, confidence,
-                                     alternatives, model_version, digest, error, received_at,
-                                     worker, task)
+                                     alternatives, explanation, model_version, digest, error,
+                                     received_at, worker, task)
         SELECT d.number, d.status, d.source, d.cause, d.predicted, d.confidence,
-               d.alternatives, d.model_version, d.digest, d.error, d.received_at, p_worker,
-               p_task
+               d.alternatives, d.explanation, d.model_version, d.digest, d.error,
+               d.received_at, p_worker, p_task
           FROM d
     )
     INSERT INTO causa.outcomes AS o (number, status, source, predicted, confidence,
@@ -846,9 +856,9 @@ END $$;
 
 
 -- Write results: a JSON array of {number, claim_token, status ('classified' or
--- 'needs_review'), predicted, confidence, alternatives, model_version, digest, error}. Only
--- tickets whose work item still holds that token are written, so a late, duplicated or
--- replayed write changes nothing and is counted as stale; a repeated call with the same
+-- 'needs_review'), predicted, confidence, alternatives, explanation, model_version, digest,
+-- error}. Only tickets whose work item still holds that token are written, so a late,
+-- duplicated or replayed write changes nothing and is counted as stale; a repeated call with the same
 -- p_request_id returns the first one's reply. 'classified' writes the cause (unless p_mode
 -- = 'suggest'). Returns {applied, stale}.
 CREATE OR REPLACE FUNCTION public.causa_apply(
@@ -1391,7 +1401,8 @@ BEGIN
           FROM (SELECT w.number::text AS number, w.received_at AS at, w.received_at,
                        left({{text}}, p_max_chars) AS text, t.{{cause}} AS cause,
                        'pending' AS status, NULL::text AS predicted, NULL::real AS confidence,
-                       NULL::jsonb AS alternatives, NULL::text AS model_version,
+                       NULL::jsonb AS alternatives, NULL::jsonb AS explanation,
+                       NULL::text AS model_version,
                        w.last_error AS error, w.attempts
                   FROM causa.work AS w JOIN {{table}} AS t ON t.{{number}} = w.number
                  WHERE w.claim_token IS NULL
@@ -1402,11 +1413,12 @@ BEGIN
         SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.at, r.number), '[]'::jsonb) INTO v_rows
           FROM (SELECT o.number::text AS number, o.decided_at AS at, d.received_at,
                        left({{text}}, p_max_chars) AS text, t.{{cause}} AS cause,
-                       o.status, o.predicted, o.confidence, d.alternatives, o.model_version,
-                       o.error, NULL::integer AS attempts
+                       o.status, o.predicted, o.confidence, d.alternatives, d.explanation,
+                       o.model_version, o.error, NULL::integer AS attempts
                   FROM causa.outcomes AS o
                   JOIN {{table}} AS t ON t.{{number}} = o.number
-                  LEFT JOIN LATERAL (SELECT x.alternatives, x.received_at FROM causa.decisions AS x
+                  LEFT JOIN LATERAL (SELECT x.alternatives, x.explanation, x.received_at
+                                       FROM causa.decisions AS x
                                       WHERE x.number = o.number ORDER BY x.id DESC LIMIT 1) AS d ON true
                  WHERE o.status = p_status
                    AND (v_at IS NULL OR (o.decided_at, o.number::text) > (v_at, v_number))
@@ -1432,12 +1444,13 @@ BEGIN
                    CASE WHEN w.number IS NOT NULL
                         THEN CASE WHEN w.claim_token IS NULL THEN 'pending' ELSE 'claimed' END
                         ELSE o.status END AS status,
-                   o.predicted, o.confidence, d.alternatives, o.model_version, o.decided_at,
+                   o.predicted, o.confidence, d.alternatives, d.explanation, o.model_version,
+                   o.decided_at,
                    coalesce(w.last_error, o.error) AS error
               FROM {{table}} AS t
               LEFT JOIN causa.work AS w ON w.number = t.{{number}}
               LEFT JOIN causa.outcomes AS o ON o.number = t.{{number}}
-              LEFT JOIN LATERAL (SELECT x.alternatives FROM causa.decisions AS x
+              LEFT JOIN LATERAL (SELECT x.alternatives, x.explanation FROM causa.decisions AS x
                                   WHERE x.number = t.{{number}} ORDER BY x.id DESC LIMIT 1) AS d ON true
              WHERE t.{{number}} = causa.ticket_number(to_jsonb(p_number))) AS r;
     RETURN v_row;

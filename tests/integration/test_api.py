@@ -3,6 +3,7 @@ every route, bad input, labels, pages, admin tasks, hot swap."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.guard import scope_of
 from flows import keys
+from shared.text import normalize
 from tests.helpers import KEY, demo_rows, insert, wait_for
 from training import registry
 
@@ -167,6 +169,15 @@ def test_a_label_through_the_api_is_a_human_label_never_overwritten(
     )
     assert classified.json()["claimed"] == 1, "the labelled ticket is no longer work"
     ticket = client.get("/v1/tickets/T000001", headers=review).json()
+    # the decision keeps why: terms of the ticket's text that raised the predicted cause
+    explained = ticket["explanation"]
+    assert explained and all(t["weight"] > 0 for t in explained), ticket
+    words = set(re.findall(r"\w+", normalize(ticket["text"])))
+    assert all(set(re.findall(r"\w+", t["term"])) <= words for t in explained), explained
+    stored = conn.execute(
+        "SELECT explanation FROM causa.decisions WHERE number = 'T000001'"
+    ).fetchone()
+    assert stored == (explained,)
     confirm = client.post(
         "/v1/tickets/T000001/label", json={"cause": ticket["predicted"]}, headers=review
     )
