@@ -74,7 +74,11 @@ def digest(text: str) -> str:
 
 
 def decide(
-    claimed: Sequence[Claimed], model: Model, threshold: float, never: Collection[str] = ()
+    claimed: Sequence[Claimed],
+    model: Model,
+    threshold: float,
+    never: Collection[str] = (),
+    explain: bool = True,
 ) -> Outcome:
     """Predict every claimed ticket. A ticket that breaks the model fails alone."""
     results: list[Result] = []
@@ -98,7 +102,7 @@ def decide(
     if not todo:
         return Outcome(results, failures)
     try:
-        probabilities, explained = _predict(model, [texts[c.number] for c in todo])
+        probabilities, explained = _predict(model, [texts[c.number] for c in todo], explain)
         rows = list(zip(todo, probabilities, explained, strict=True))
     except SoftTimeLimitExceeded:
         raise  # the task's time is up: no ticket's fault (the lease brings them back)
@@ -107,7 +111,7 @@ def decide(
         rows = []
         for c in todo:
             try:
-                (p,), (e,) = _predict(model, [texts[c.number]])
+                (p,), (e,) = _predict(model, [texts[c.number]], explain)
                 rows.append((c, p, e))
             except SoftTimeLimitExceeded:
                 raise
@@ -148,10 +152,11 @@ def decide(
     return Outcome(results, failures)
 
 
-def _predict(model: Model, texts: list[str]) -> tuple[Any, list[Any]]:
-    """The probabilities, and per text its explanation ([{term, weight}]) when the model
-    gives them (a model in service does, when training.fastpath compiled it), else None."""
-    explain = getattr(model, "explain", None)
+def _predict(model: Model, texts: list[str], wanted: bool) -> tuple[Any, list[Any]]:
+    """The probabilities, and per text its explanation ([{term, weight}]) when wanted and the
+    model gives them (a model in service does, when training.fastpath compiled it), else
+    None."""
+    explain = getattr(model, "explain", None) if wanted else None
     if explain is None:
         return model.predict_proba(texts), [None] * len(texts)
     probabilities, explained = explain(texts)
@@ -209,7 +214,13 @@ def classify_batch(
         return {"claimed": 0, "model_version": model.version}
     # Hidden from logs and Sentry while in flight; kept on an error for the report up the stack.
     logs.hide_ticket_texts(c.text for c in claimed)
-    outcome = decide(claimed, model, settings.confidence_threshold, settings.never_auto_causes)
+    outcome = decide(
+        claimed,
+        model,
+        settings.confidence_threshold,
+        settings.never_auto_causes,
+        settings.explain,
+    )
     try:
         applied = store.apply(caller, outcome.results)
     except SoftTimeLimitExceeded:

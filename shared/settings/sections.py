@@ -151,6 +151,9 @@ class Queue(BaseModel):
     # Causes never applied automatically: always needs_review, whatever the confidence
     # (comma-separated, as the model names them).
     never_auto: str = ""
+    # Store with each decision the terms that raised its cause (some 17 % more prediction
+    # time on a batch of 1,000).
+    explain: bool = True
     max_attempts: int = Field(3, ge=1)
     classify_since: datetime | None = None
     mode: Literal["apply", "suggest"] = "apply"

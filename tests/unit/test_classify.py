@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,6 +99,19 @@ def test_a_never_auto_cause_always_ends_needs_review() -> None:
     assert (by_number["1"].status, by_number["1"].predicted) == ("needs_review", "Hardware")
     assert (by_number["1"].confidence or 0) >= 0.9
     assert decide([ticket("3", "la pantalla")], model, 0.6).results[0].status == "classified"
+
+
+def test_explanations_are_kept_with_each_result_unless_switched_off() -> None:
+    class Explaining(FakeModel):
+        def explain(self, texts: list[str]) -> tuple[np.ndarray, list[Any]]:
+            return self.predict_proba(texts), [[("pantalla", 1.5)] for _ in texts]
+
+    (result,) = decide([ticket("1", "la pantalla")], Explaining(), 0.6).results
+    assert result.explanation == [{"term": "pantalla", "weight": 1.5}]
+    (plain,) = decide([ticket("1", "la pantalla")], Explaining(), 0.6, explain=False).results
+    assert plain.explanation is None
+    (unexplained,) = decide([ticket("1", "la pantalla")], FakeModel(), 0.6).results
+    assert unexplained.explanation is None  # a model that cannot explain
 
 
 def test_empty_text_gets_a_clear_outcome() -> None:
