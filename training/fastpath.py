@@ -41,6 +41,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 Proba = Callable[[sp.csr_matrix], np.ndarray]
+Push = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (columns, classes) -> push of each
 # Texts a compiled function must answer as the pipeline does before it is used: empty, one
 # word, unknown words, accents and digits, and a long one.
 PROBES = (
@@ -67,7 +68,8 @@ WORDS = 20_000  # words whose character n-grams a process remembers (some 15 MB)
 class Compiled:
     """A pipeline's probabilities (call it with texts), and what pushed each text's cause up.
 
-    `push[j, c]` is how much one unit of feature j raises class c's score: for a calibrated
+    `push(j, c)` is how much one unit of feature j raises class c's score (for arrays of
+    entries' columns and classes): for a calibrated
     model, the mean over its folds of the coefficient times the calibration's slope (the
     score is then in units of the calibrated log-odds); for a multinomial logistic
     regression, the coefficient less the mean over classes (softmax ignores what all classes
@@ -76,12 +78,12 @@ class Compiled:
 
     terms: list[_Terms]
     scores: Proba
-    push: np.ndarray  # features x classes
+    push: Push
     names: np.ndarray = field(init=False)  # a term's text, by column ("" for n-grams)
     unigrams: dict[str, int] = field(init=False)  # single-word terms: their columns
 
     def __post_init__(self) -> None:
-        names = np.full(self.push.shape[0], "", dtype=object)
+        names = np.full(self.terms[-1].end, "", dtype=object)
         unigrams: dict[str, int] = {}
         for part in self.terms:
             if part.words is None:
@@ -104,7 +106,7 @@ class Compiled:
         proba = self.scores(x)
         cause = proba.argmax(axis=1)
         rows = np.repeat(np.arange(len(texts)), np.diff(x.indptr))
-        contribution = x.data * self.push[x.indices, cause[rows]]
+        contribution = x.data * self.push(x.indices, cause[rows])
         words: dict[str, int] = {}  # words that are not a feature's term: numbered past them
         keys, weights = [], []
         for i, part in enumerate(self.terms):
@@ -173,53 +175,55 @@ def _build(pipeline: Any) -> Compiled | None:
         built = _calibrated(model)
         return None if built is None else Compiled(terms, *built)
     if isinstance(model, LogisticRegression) and model.coef_.shape[0] == len(model.classes_):
-        coef, intercept = model.coef_, model.intercept_
-        push = (coef - coef.mean(axis=0)).T
-        return Compiled(terms, lambda x: softmax(x @ coef.T + intercept, axis=1), push)
+        coef, intercept, mean = model.coef_, model.intercept_, model.coef_.mean(axis=0)
+        return Compiled(
+            terms,
+            lambda x: softmax(x @ coef.T + intercept, axis=1),
+            lambda columns, causes: coef[causes, columns] - mean[columns],
+        )
     return None
 
 
-def _calibrated(model: CalibratedClassifierCV) -> tuple[Proba, np.ndarray] | None:
+def _calibrated(model: CalibratedClassifierCV) -> tuple[Proba, Push] | None:
     """CalibratedClassifierCV(method="sigmoid") over linear models: the mean, over its folds,
-    of each fold's calibrated scores normalised to sum to one."""
+    of each fold's calibrated scores normalised to sum to one. The folds' own arrays are
+    used, not copied (a model of the reference data holds some 130 MB of them)."""
     classes = model.classes_
-    coefs: list[np.ndarray] = []
-    intercepts: list[np.ndarray] = []
-    a: list[float] = []
-    b: list[float] = []
-    columns: list[np.ndarray] = []
+    n_classes = len(classes)
+    folds = []  # per fold: coefficients, intercepts, slopes, offsets, its classes' places
     for fold in model.calibrated_classifiers_:
         est = fold.estimator
         if fold.method != "sigmoid" or not isinstance(est, LINEAR):
             return None
         if not all(isinstance(c, _SigmoidCalibration) for c in fold.calibrators):
             return None
-        coefs.append(est.coef_)
-        intercepts.append(est.intercept_)
-        a.extend(c.a_ for c in fold.calibrators)
-        b.extend(c.b_ for c in fold.calibrators)
-        columns.append(np.searchsorted(classes, est.classes_))
-    weights = np.vstack(coefs).T  # features x (folds * classes)
-    bias = np.concatenate(intercepts)
-    slope, offset = np.asarray(a), np.asarray(b)
-    n_classes = len(classes)
-    push = np.zeros((weights.shape[0], n_classes))
-    np.add.at(push.T, np.concatenate(columns), (-slope[:, None] * weights.T))
-    push /= len(columns)
+        a = np.asarray([c.a_ for c in fold.calibrators], dtype=np.float64)
+        b = np.asarray([c.b_ for c in fold.calibrators], dtype=np.float64)
+        row_of = np.full(n_classes, -1)
+        row_of[np.searchsorted(classes, est.classes_)] = np.arange(len(est.classes_))
+        folds.append((est.coef_, est.intercept_, a, b, row_of))
 
     def proba(x: sp.csr_matrix) -> np.ndarray:
-        calibrated = expit(-(slope * (x @ weights + bias) + offset))
         mean = np.zeros((x.shape[0], n_classes))
-        at = 0
-        for cols in columns:
+        for coef, intercept, a, b, row_of in folds:
+            calibrated = expit(-(a * (x @ coef.T + intercept) + b))
             p = np.zeros((x.shape[0], n_classes))
-            p[:, cols] = calibrated[:, at : at + len(cols)]
-            at += len(cols)
+            present = row_of >= 0
+            p[:, present] = calibrated[:, row_of[present]]
             total = p.sum(axis=1, keepdims=True)
             p = np.divide(p, total, out=np.full_like(p, 1 / n_classes), where=total != 0)
             p[(p > 1.0) & (p <= 1.0 + 1e-5)] = 1.0
             mean += p
-        result: np.ndarray = mean / len(columns)
+        result: np.ndarray = mean / len(folds)
+        return result
+
+    def push(columns: np.ndarray, causes: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(columns))
+        for coef, _, a, _, row_of in folds:
+            rows = row_of[causes]
+            has = rows >= 0
+            total[has] -= a[rows[has]] * coef[rows[has], columns[has]]
+        result: np.ndarray = total / len(folds)
         return result
 
     return proba, push
@@ -329,12 +333,12 @@ class _Occurrences:
     data: np.ndarray
 
     def credit(
-        self, push: np.ndarray, cause: np.ndarray, compiled: Compiled, words: dict[str, int]
+        self, push: Push, cause: np.ndarray, compiled: Compiled, words: dict[str, int]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Each entry's contribution (value x push[column, its text's cause]) shared between
+        """Each entry's contribution (value x push(column, its text's cause)) shared between
         the occurrences of its n-gram, summed by word: the (text, term) keys and weights of
         every word of every text."""
-        contribution = self.data * push[self.cols, cause[self.rows]]
+        contribution = self.data * push(self.cols, cause[self.rows])
         share = contribution[self.at] / self.counts[self.at]
         per_word = np.bincount(self.slots, weights=share, minlength=len(self.flat))
         terms = np.fromiter(
