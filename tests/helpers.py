@@ -34,7 +34,17 @@ TABLE_DDL = "DROP TABLE IF EXISTS tickets CASCADE; DROP SCHEMA IF EXISTS causa C
 
 
 def fresh_table(conn: psycopg.Connection[Any], settings: Settings) -> None:
-    conn.execute(TABLE_DDL)
+    # A process of the previous test that is still letting go of its connection may hold a
+    # lock the DROP needs: PostgreSQL then cancels one side as a deadlock, and it is retried.
+    for attempt in range(5):
+        try:
+            conn.execute(TABLE_DDL)
+            break
+        except psycopg.errors.DeadlockDetected:
+            if not conn.autocommit:
+                conn.rollback()
+            if attempt == 4:
+                raise
     schema.migrate(conn, settings)
 
 
