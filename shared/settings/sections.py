@@ -151,7 +151,7 @@ class Queue(BaseModel):
     # Causes never applied automatically: always needs_review, whatever the confidence
     # (comma-separated, as the model names them).
     never_auto: str = ""
-    # Store with each decision the terms that raised its cause (some 17 % more prediction
+    # Store with each decision the terms that raised its cause (some 25 % more prediction
     # time on a batch of 1,000).
     explain: bool = True
     max_attempts: int = Field(3, ge=1)
