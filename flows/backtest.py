@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from flows.classify import Model
+from flows.classify import Model, threshold_in_force
 from shared.text import clean
 from training.dataset import Example, split
 
@@ -60,8 +60,9 @@ def tally(
     truth_a, pred_a = np.asarray(truth), np.asarray(predicted)
     conf = np.asarray(confidence, dtype=float)
     in_force = np.asarray(
-        [2.0 if p in never else thresholds.get(p, threshold) for p in pred_a.tolist()]
-    )
+        [threshold_in_force(thresholds, p, threshold, never) for p in pred_a.tolist()],
+        dtype=float,
+    )  # None (never applied) becomes NaN: no confidence reaches it
 
     def counts(mask: np.ndarray, applied: np.ndarray) -> dict[str, Any]:
         done = mask & applied
@@ -89,7 +90,7 @@ def tally(
         "never_auto": sorted(never),
         "causes": {
             c: {
-                "threshold_in_force": None if c in never else thresholds.get(c, threshold),
+                "threshold_in_force": threshold_in_force(thresholds, c, threshold, never),
                 **block(pred_a == c),
             }
             for c in causes

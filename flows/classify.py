@@ -58,14 +58,20 @@ class Outcome:
 def verdict(
     model: Model, cause: str, confidence: float, threshold: float, never: Collection[str] = ()
 ) -> Status:
-    """needs_review for a cause in `never` (never applied automatically, the setting
-    CAUSA_NEVER_AUTO); else classified at or above the class's threshold (the model's; the
-    global one where it has none), needs_review below it."""
-    if cause in never:
-        return Status.NEEDS_REVIEW
-    if confidence >= model.thresholds.get(cause, threshold):
+    """classified at or above the cause's threshold in force, needs_review below it (always,
+    for a cause never applied automatically)."""
+    applied_from = threshold_in_force(model.thresholds, cause, threshold, never)
+    if applied_from is not None and confidence >= applied_from:
         return Status.CLASSIFIED
     return Status.NEEDS_REVIEW
+
+
+def threshold_in_force(
+    thresholds: Mapping[str, float], cause: str, threshold: float, never: Collection[str] = ()
+) -> float | None:
+    """The confidence from which `cause` is applied automatically: None for a cause in
+    `never` (CAUSA_NEVER_AUTO), else the model's threshold for it, else the global one."""
+    return None if cause in never else thresholds.get(cause, threshold)
 
 
 def digest(text: str) -> str:
@@ -102,7 +108,7 @@ def decide(
     if not todo:
         return Outcome(results, failures)
     try:
-        probabilities, explained = _predict(model, [texts[c.number] for c in todo], explain)
+        probabilities, explained = predictions(model, [texts[c.number] for c in todo], explain)
         rows = list(zip(todo, probabilities, explained, strict=True))
     except SoftTimeLimitExceeded:
         raise  # the task's time is up: no ticket's fault (the lease brings them back)
@@ -111,7 +117,7 @@ def decide(
         rows = []
         for c in todo:
             try:
-                (p,), (e,) = _predict(model, [texts[c.number]], explain)
+                (p,), (e,) = predictions(model, [texts[c.number]], explain)
                 rows.append((c, p, e))
             except SoftTimeLimitExceeded:
                 raise
@@ -152,7 +158,7 @@ def decide(
     return Outcome(results, failures)
 
 
-def _predict(model: Model, texts: list[str], wanted: bool) -> tuple[Any, list[Any]]:
+def predictions(model: Model, texts: list[str], wanted: bool) -> tuple[Any, list[Any]]:
     """The probabilities, and per text its explanation ([{term, weight}]) when wanted and the
     model gives them (a model in service does, when training.fastpath compiled it), else
     None."""

@@ -5,22 +5,14 @@ worker's batches, and why: the terms that raised the predicted cause most."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-
-from flows.classify import ALTERNATIVES, Model, verdict
+from flows.classify import ALTERNATIVES, Model, predictions, verdict
 from shared.text import clean
 
 
-class Explaining(Model, Protocol):
-    def explain(
-        self, texts: Sequence[str]
-    ) -> tuple[np.ndarray, list[list[tuple[str, float]]] | None]: ...
-
-
 def predict(
-    model: Explaining,
+    model: Model,
     texts: Sequence[str],
     threshold: float,
     explain: bool = False,
@@ -30,8 +22,7 @@ def predict(
     that decided it), the next causes, every cause's probability, and with `explain` the
     explanation (the terms that raised the cause most, with their weights; None when not
     asked for or for a model that is not explained: it costs about as much as predicting)."""
-    cleaned = [clean(t) for t in texts]
-    proba, explained = model.explain(cleaned) if explain else (model.predict_proba(cleaned), None)
+    proba, explained = predictions(model, [clean(t) for t in texts], explain)
     out = []
     for i, row in enumerate(proba):
         ranked = sorted(zip(model.classes, row.tolist(), strict=True), key=lambda cp: -cp[1])
@@ -46,11 +37,7 @@ def predict(
                     {"cause": c, "p": round(p, 6)} for c, p in ranked[1 : 1 + ALTERNATIVES]
                 ],
                 "probabilities": {c: round(p, 6) for c, p in ranked},
-                "explanation": (
-                    None
-                    if explained is None
-                    else [{"term": t, "weight": w} for t, w in explained[i]]
-                ),
+                "explanation": explained[i],
             }
         )
     return out
