@@ -9,7 +9,8 @@ import structlog
 from flows.runtime import Runtime
 from shared.contract import Event
 from shared.settings import Settings
-from training import dataset
+from shared.store import LabelStore
+from training import dataset, tracking
 from training.compare import comparison_text
 from training.registry import ModelRegistry
 from training.train import retrain as train_challenger
@@ -26,10 +27,16 @@ TRAINING_LOCK = "causa:lock:training"
 
 
 def retrain(
-    rt: Runtime, trigger: str, csv: dataset.Csv | None = None, *, tickets: bool = True
+    rt: Runtime,
+    trigger: str,
+    csv: dataset.Csv | None = None,
+    *,
+    tickets: bool = True,
+    snapshot: str | None = None,
 ) -> dict[str, Any]:
     """Train on the tickets people labelled (and `csv`'s rows; `tickets=False`: the CSV
-    alone), promote the challenger if it wins; record the decision and notify. Skipped (not
+    alone; `snapshot`: the data set of that digest, fitting the recipe recorded with it),
+    promote the challenger if it wins; record the decision and notify. Skipped (not
     queued) while another training runs. Every door takes this one: the schedule, `causa
     admin retrain`, Flower, drift, `causa train`."""
     lock = rt.redis.lock(TRAINING_LOCK, timeout=TRAINING_TIME_LIMIT_S + 60, blocking=False)
@@ -39,8 +46,10 @@ def retrain(
     try:
         rt.notifier.send("training started", f"trigger: {trigger}", "")
         try:
-            examples = dataset.assemble(rt.store.labelled() if tickets else None, csv)
-            report = train_challenger(examples, rt.settings, rt.registry, trigger=trigger)
+            examples, replay = _data(rt.settings, rt.store if tickets else None, csv, snapshot)
+            report = train_challenger(
+                examples, rt.settings, rt.registry, trigger=trigger, replay=replay
+            )
         except Exception as exc:
             rt.notifier.send(
                 "training failed",
@@ -91,15 +100,30 @@ def roll_back(
     return result
 
 
-def retrain_offline(settings: Settings, csv: dataset.Csv, trigger: str) -> dict[str, Any]:
-    """A training from a CSV alone on a machine without the database or the broker: the
-    same training and promotion, without the lock, the notifications and the record."""
+def retrain_offline(
+    settings: Settings, csv: dataset.Csv | None, trigger: str, snapshot: str | None = None
+) -> dict[str, Any]:
+    """A training from a CSV or a snapshot alone on a machine without the database or the
+    broker: the same training and promotion, without the lock, the notifications and the
+    record."""
     log.warning(
         "training offline: no training lock, no notification and no recorded decision"
         " (no database or broker configured)",
         trigger=trigger,
     )
-    examples = dataset.assemble(None, csv)
+    examples, replay = _data(settings, None, csv, snapshot)
     return train_challenger(
-        examples, settings, ModelRegistry.from_settings(settings), trigger=trigger
+        examples, settings, ModelRegistry.from_settings(settings), trigger=trigger, replay=replay
     ).summary()
+
+
+def _data(
+    settings: Settings, store: LabelStore | None, csv: dataset.Csv | None, snapshot: str | None
+) -> tuple[list[dataset.Example], dict[str, Any] | None]:
+    """The examples to learn from, and the recipe to fit (a snapshot's; None: search)."""
+    if snapshot is None:
+        return dataset.assemble(store.labelled() if store else None, csv), None
+    uri = tracking.tracking_uri(settings.home, settings.mlflow_tracking_uri)
+    data, recipe = tracking.find_snapshot(uri, snapshot)
+    log.info("training from a snapshot", dataset_digest=snapshot, recipe=recipe)
+    return dataset.from_snapshot(data, snapshot), recipe

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import structlog
 from concurrent_log_handler import ConcurrentRotatingFileHandler
 
-from shared.text import clean, normalize
+from shared.text import clean, mask, normalize
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -75,9 +75,11 @@ def _url_passwords(secrets: Iterable[str]) -> list[str]:
     return found
 
 
-def scrubber(secrets: Iterable[str]) -> Callable[[str], str]:
+def scrubber(secrets: Iterable[str], *, personal: bool = False) -> Callable[[str], str]:
     """A function that removes from a string: the given secret values (and the passwords in
-    them), passwords in URLs and connection strings, JWTs, and the ticket texts in flight."""
+    them), passwords in URLs and connection strings, JWTs, the ticket texts in flight, and
+    with `personal` the personal data shared.text.mask finds (e-mail and IP addresses, card
+    and phone numbers: CAUSA_MASK_PII)."""
     given = [s for s in secrets if s]
     known = sorted(
         {s for s in [*given, *_url_passwords(given)] if len(s) >= MIN_SECRET_CHARS},
@@ -96,7 +98,8 @@ def scrubber(secrets: Iterable[str]) -> Callable[[str], str]:
                 value = value.replace(secret, REDACTED)
         value = URL_PASSWORD.sub(rf"\g<scheme>:{REDACTED}@", value)
         value = CONNINFO_PASSWORD.sub(rf"\g<key>{REDACTED}", value)
-        return JWT.sub(REDACTED, value)
+        value = JWT.sub(REDACTED, value)
+        return mask(value) if personal else value
 
     return scrub
 
@@ -117,9 +120,9 @@ def scrub_all(value: Any, scrub: Callable[[str], str]) -> Any:
     return value
 
 
-def redactor(secrets: Iterable[str]) -> structlog.types.Processor:
+def redactor(secrets: Iterable[str], *, personal: bool = True) -> structlog.types.Processor:
     """A processor that scrubs every value of the event (see `scrubber`)."""
-    scrub = scrubber(secrets)
+    scrub = scrubber(secrets, personal=personal)
 
     def processor(
         _logger: Any, _name: str, event: MutableMapping[str, Any]
@@ -154,6 +157,7 @@ def configure(
     max_bytes: int = 10 * 1024 * 1024,
     backups: int = 5,
     console_level: str | None = None,
+    mask_personal: bool = True,
 ) -> None:
     """Configure structlog and the standard library's root logger once per process (again in
     a forked child: Celery's pool sets logging up in each): stderr, and `file` when given.
@@ -166,7 +170,7 @@ def configure(
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
-        redactor(secrets),
+        redactor(secrets, personal=mask_personal),
     ]
     structlog.configure(
         # Lines below the level are dropped before any processor runs (per-ticket debug lines).
@@ -230,4 +234,5 @@ def setup(
         max_bytes=settings.log_max_bytes,
         backups=settings.log_backups,
         console_level=console_level,
+        mask_personal=settings.mask_pii,
     )

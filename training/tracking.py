@@ -1,5 +1,7 @@
 """MLflow: one run per training with its parameters, metrics, per-class F1, confusion matrix,
-data fingerprint, the decision, and the model file itself (skops, never a pickle)."""
+the decision, the recipe it fitted, the data set it learned from (a dataset input with its
+digest, and its snapshot as an artifact), and the model file itself (skops, never a pickle).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +11,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
+if TYPE_CHECKING:
+    from training.dataset import Snapshot
+
 log = structlog.get_logger("causa.mlflow")
 EXPERIMENT = "causa"
+DATASET_TAG = "dataset_digest"  # the run's tag naming the data set it learned from
 # `mlflow gc` of the local store: it deletes files, seconds even for hundreds of runs.
 GC_TIMEOUT_S = 600
 
@@ -37,13 +43,16 @@ def log_training(
     report: dict[str, Any],
     confusion: dict[str, Any],
     model_file: Path | None,
+    snapshot: Snapshot,
+    recipe: dict[str, Any],
     tags: dict[str, str],
 ) -> str | None:
     """Log one run; returns its id. A tracking failure is logged, never fatal to training."""
     try:
         # lazy, here and in _plot: MLflow and matplotlib load only when a training logs
         from mlflow import MlflowClient
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
         # The client, not mlflow's global "fluent" state: several stores in one process
         # (tests, a tracking server change) must never mix.
@@ -63,14 +72,36 @@ def log_training(
             run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
             params=[Param(k, str(v)[:500]) for k, v in params.items()],
-            tags=[RunTag(k, v) for k, v in tags.items()],
+            tags=[RunTag(k, v) for k, v in {**tags, DATASET_TAG: snapshot.digest}.items()],
         )
+        # The data set as a dataset input: MLflow has no source type for a run's own
+        # artifact, so the source is named in causa's words.
+        client.log_inputs(
+            run_id,
+            datasets=[
+                DatasetInput(
+                    Dataset(
+                        name="labelled tickets",
+                        digest=snapshot.digest,
+                        source_type="causa-snapshot",
+                        source=dumps({"uri": f"{run.info.artifact_uri}/dataset/{snapshot.name}"}),
+                        schema=dumps({"columns": ["key", "label", "text"]}),
+                        profile=dumps({"rows": snapshot.rows}),
+                    ),
+                    tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")],
+                )
+            ],
+        )
+        client.log_dict(run_id, recipe, "recipe.json")
         client.log_dict(run_id, report, "decision.json")
         client.log_dict(run_id, confusion, "confusion_matrix.json")
         with tempfile.TemporaryDirectory() as tmp:
             image = Path(tmp) / "confusion_matrix.png"
             _plot(confusion, image)
             client.log_artifact(run_id, str(image))
+            data = Path(tmp) / snapshot.name
+            data.write_bytes(snapshot.data)
+            client.log_artifact(run_id, str(data), artifact_path="dataset")
         if model_file is not None:
             client.log_artifact(run_id, str(model_file), artifact_path="model")
         client.set_terminated(run_id)
@@ -81,6 +112,36 @@ def log_training(
             error=f"{type(exc).__name__}: {exc}"[:500],
         )
         return None
+
+
+def find_snapshot(uri: str, digest: str) -> tuple[bytes, dict[str, Any]]:
+    """The snapshot of data set `digest` and the recipe of the newest training that learned
+    from it; LookupError saying what to do when no training recorded it."""
+    from mlflow import MlflowClient  # lazy: see log_training
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = (
+        client.search_runs(
+            [experiment.experiment_id],
+            f"tags.{DATASET_TAG} = '{digest}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if experiment is not None and digest.isalnum()
+        else []
+    )
+    if not runs:
+        raise LookupError(
+            f"no training in the MLflow store {uri} learned from data set {digest!r}: take a"
+            f" digest from a training run's {DATASET_TAG} tag (`mlflow ui`, the run's"
+            " dataset input), and point MLFLOW_TRACKING_URI at the store that ran it"
+        )
+    run_id = runs[0].info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        data = client.download_artifacts(run_id, f"dataset/{digest}.jsonl.gz", tmp)
+        recipe = client.download_artifacts(run_id, "recipe.json", tmp)
+        return Path(data).read_bytes(), json.loads(Path(recipe).read_text())
 
 
 def purge_runs(uri: str, older_than_days: int, keep: set[str]) -> int:

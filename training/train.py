@@ -3,7 +3,6 @@ decide, promote or keep, and record everything (log, MLflow, the returned report
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,15 @@ from threadpoolctl import threadpool_limits
 from shared.settings import Settings
 from training import candidates, drift, registry, search, tracking
 from training.compare import Decision, decide
-from training.dataset import Example, NotEnoughData, drop_rare, split
+from training.dataset import (
+    Example,
+    NotEnoughData,
+    Snapshot,
+    drop_rare,
+    from_snapshot,
+    snapshot,
+    split,
+)
 from training.evaluate import predict, score, thresholds_for_precision
 
 log = structlog.get_logger("causa.training")
@@ -49,28 +56,26 @@ class TrainingReport:
         }
 
 
-def fingerprint(examples: list[Example]) -> str:
-    digest = hashlib.sha256()
-    for e in sorted(examples, key=lambda e: e.key):
-        digest.update(f"{e.key}\x1f{e.label}\x1e".encode())
-    return digest.hexdigest()[:16]
-
-
-def build_challenger(result: search.SearchResult, seed: int, stack_members: int) -> tuple[Any, str]:
-    """The best single model, or a stack of the best `stack_members` families on the best
-    trial's features. XGBoost takes integer labels, so it always serves inside a stack."""
-    feats = result.best["features"]
+def recipe(result: search.SearchResult, seed: int, stack_members: int) -> dict[str, Any]:
+    """What to fit, from the search: the best single model, or a stack of the best
+    `stack_members` families on the best trial's features (XGBoost takes integer labels, so
+    it always serves inside a stack). Recorded with the training: a snapshot's retraining
+    fits the same recipe again (a search bounded by time would not find the same)."""
     ranked = sorted(result.best_per_family.items(), key=lambda kv: kv[1]["f1"], reverse=True)
     members = {family: v["params"] for family, v in ranked[:stack_members]}
-    if len(members) >= 2:
+    if len(members) < 2:
+        members = {result.best["family"]: result.best["params"]}
+    kind = "stack" if len(members) >= 2 or "xgb" in members else "single"
+    return {"kind": kind, "features": result.best["features"], "members": members, "seed": seed}
+
+
+def build(recipe: dict[str, Any]) -> tuple[Any, str]:
+    """The unfitted pipeline a recipe stands for, and what it is in words."""
+    feats, members, seed = recipe["features"], recipe["members"], int(recipe["seed"])
+    if recipe["kind"] == "stack":
         return candidates.stack(feats, members, seed), f"stack of {', '.join(members)} on {feats}"
-    family = result.best["family"]
-    if family == "xgb":
-        return candidates.stack(feats, {family: result.best["params"]}, seed), f"xgb on {feats}"
-    return (
-        candidates.single(feats, family, result.best["params"], seed),
-        f"{family} {result.best['params']} on {feats}",
-    )
+    [(family, params)] = members.items()
+    return candidates.single(feats, family, params, seed), f"{family} {params} on {feats}"
 
 
 def tickets_per_s(model: Any, texts: list[str]) -> float:
@@ -81,12 +86,22 @@ def tickets_per_s(model: Any, texts: list[str]) -> float:
 
 
 def retrain(
-    examples: list[Example], settings: Settings, models: registry.ModelRegistry, *, trigger: str
+    examples: list[Example],
+    settings: Settings,
+    models: registry.ModelRegistry,
+    *,
+    trigger: str,
+    replay: dict[str, Any] | None = None,
 ) -> TrainingReport:
     """Train a challenger on `examples`, score it and the model in service on the same
-    holdout, promote it into `models` if it wins."""
+    holdout, promote it into `models` if it wins. `replay`: fit this recipe (a snapshot's
+    retraining) instead of searching for one."""
     started = time.monotonic()
     kept, left_out = drop_rare(examples, settings.min_class_count)
+    # The training learns from its snapshot's examples (masked, in canonical order), so that
+    # a retraining from the snapshot fits exactly the same model.
+    data = snapshot(kept, mask_personal=settings.mask_pii)
+    kept = from_snapshot(data.data, data.digest)
     if left_out:
         log.warning(
             "classes left out: too few labelled tickets",
@@ -102,16 +117,19 @@ def retrain(
             " column), or train from a CSV with --data"
         )
     texts, labels = [e.text for e in train], [e.label for e in train]
-    result = search.run(
-        texts,
-        labels,
-        seed=settings.seed,
-        n_trials=settings.n_trials,
-        timeout_s=settings.search_timeout,
-        min_tickets_per_s=settings.min_tickets_per_s,
-        families=settings.search_families.split(","),
-    )
-    model, description = build_challenger(result, settings.seed, settings.stack_members)
+    result, chosen = None, replay
+    if chosen is None:
+        result = search.run(
+            texts,
+            labels,
+            seed=settings.seed,
+            n_trials=settings.n_trials,
+            timeout_s=settings.search_timeout,
+            min_tickets_per_s=settings.min_tickets_per_s,
+            families=settings.search_families.split(","),
+        )
+        chosen = recipe(result, settings.seed, settings.stack_members)
+    model, description = build(chosen)
     model.fit(texts, labels)
 
     truth = [e.label for e in holdout]
@@ -183,9 +201,10 @@ def retrain(
         settings,
         report,
         result,
+        chosen,
+        data,
         challenger_scores,
         champion_version,
-        fingerprint(kept),
         trigger,
         models.file_of(promoted) if promoted else None,
     )
@@ -196,10 +215,11 @@ def retrain(
 def _track(
     settings: Settings,
     report: TrainingReport,
-    result: search.SearchResult,
+    result: search.SearchResult | None,
+    chosen: dict[str, Any],
+    data: Snapshot,
     scores: dict[str, Any],
     champion_version: str | None,
-    data_fingerprint: str,
     trigger: str,
     model_file: Path | None,
 ) -> str | None:
@@ -210,11 +230,14 @@ def _track(
         "challenger_ece": scores["ece"],
         "tickets_per_s": report.tickets_per_s,
         "seconds": report.seconds,
-        "search_trials": result.trials,
-        "search_pruned": result.pruned,
-        "search_too_slow": result.too_slow,
         **{f"f1_{k}": v["f1"] for k, v in scores["per_class"].items()},
     }
+    if result is not None:
+        metrics |= {
+            "search_trials": result.trials,
+            "search_pruned": result.pruned,
+            "search_too_slow": result.too_slow,
+        }
     if report.decision.champion is not None:
         metrics["champion_macro_f1"] = report.decision.champion["macro_f1"]
         metrics["difference"] = s["difference"]
@@ -225,17 +248,19 @@ def _track(
             "seed": settings.seed,
             "n_trials": settings.n_trials,
             "model": report.model,
-            "best_trial": result.best,
+            "recipe": chosen,
             "n_train": report.n_train,
             "n_holdout": report.n_holdout,
             "left_out": report.left_out,
             "min_improvement": settings.min_improvement,
-            "data_fingerprint": data_fingerprint,
+            "dataset_digest": data.digest,
         },
         metrics={k: float(v) for k, v in metrics.items() if v is not None},
         report=report.summary(),
         confusion={"labels": scores["labels"], "matrix": scores["confusion"]},
         model_file=model_file,
+        snapshot=data,
+        recipe=chosen,
         tags={
             "decision": report.decision.verdict,
             "trigger": trigger,

@@ -53,7 +53,7 @@ def scrubbers(settings: Settings) -> tuple[Any, Any]:
     """Hooks for before_send (and before_send_transaction) and before_breadcrumb: a copy of
     the event or breadcrumb with every string scrubbed; events are also tagged with the log
     context of the moment (worker, task, model version)."""
-    scrub = logs.scrubber(settings.secret_values())
+    scrub = logs.scrubber(settings.secret_values(), personal=settings.mask_pii)
 
     def event_hook(event: Any, _hint: Any) -> Any:
         clean = logs.scrub_all(event, scrub)

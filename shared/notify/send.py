@@ -69,7 +69,7 @@ class Notifier:
         self._throttle = Throttle(redis)
         self._lock = threading.Lock()
         # Messages quote errors: secrets and ticket texts in flight are removed, as in the log.
-        self._scrub = scrubber(settings.secret_values())
+        self._scrub = scrubber(settings.secret_values(), personal=settings.mask_pii)
 
     def send(
         self,

@@ -270,6 +270,10 @@ class Logging(BaseModel):
     log_file: Path | None = None  # also write JSON lines here, rotated and gzip-compressed
     log_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # rotate the log file at this size
     log_backups: int = Field(5, ge=0)  # compressed rotated files kept
+    # Mask personal data (e-mail and IP addresses, card and phone numbers: shared.text.mask)
+    # in what causa keeps and sends: log lines, Sentry events, notifications, and the
+    # training data set's snapshots. The features always see masked text.
+    mask_pii: bool = True
 
 
 class Notifications(BaseModel):

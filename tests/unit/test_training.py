@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
+import logging
+import pickle
 import time
+import zipfile
 from pathlib import Path
 
 import mlflow
 import pytest
+import structlog
 
+from flows.training import retrain_offline
+from shared import logs
 from shared.settings import Settings
 from tests.helpers import KEY
-from training import dataset, registry, tracking
+from training import dataset, modelfile, registry, tracking
 from training.registry import ModelRegistry
 from training.train import TrainingReport, retrain
 from worker import demodata
@@ -106,9 +113,9 @@ def test_each_training_is_an_mlflow_run_with_the_model_file(tmp_path: Path) -> N
     assert run.data.metrics["challenger_macro_f1"] == pytest.approx(
         report.decision.challenger["macro_f1"]
     )
-    assert "f1_Red" in run.data.metrics and "data_fingerprint" in run.data.params
+    assert "f1_Red" in run.data.metrics and "dataset_digest" in run.data.params
     artifacts = {a.path for a in client.list_artifacts(report.mlflow_run)}
-    assert {"decision.json", "confusion_matrix.png", "model"} <= artifacts
+    assert {"decision.json", "confusion_matrix.png", "model", "recipe.json", "dataset"} <= artifacts
     files = client.list_artifacts(report.mlflow_run, "model")
     assert files and files[0].path.endswith(".skops")
 
@@ -139,3 +146,79 @@ def test_old_training_runs_are_deleted_with_their_files_but_the_registrys_models
     assert {r.data.tags["version"] for r in left} == {"backup", "new"}
     assert not (tmp_path / "artifacts" / runs["old"] / "artifacts" / "model").exists()
     assert (tmp_path / "artifacts" / runs["backup"] / "artifacts" / "model").exists()
+
+
+def test_a_snapshot_retraining_fits_the_same_model(tmp_path: Path) -> None:
+    # given a training, recorded in MLflow with its data set
+    s = settings_for(tmp_path, min_improvement=0.0)  # an equal challenger is promoted
+    first = train(examples(), s)
+    client = mlflow.MlflowClient(tracking.tracking_uri(s.home, None))
+    run = client.get_run(first.mlflow_run or "")
+    digest = run.data.tags[tracking.DATASET_TAG]
+    assert run.inputs is not None
+    [given] = run.inputs.dataset_inputs
+    assert (given.dataset.digest, given.dataset.name) == (digest, "labelled tickets")
+    # when it is retrained from the snapshot alone (no tickets, no CSV)
+    second = retrain_offline(s, None, "test", snapshot=digest)
+    # then the same parameters and the same probabilities, in a model of its own
+    assert second["version"] not in (None, first.version)
+    models = dict(registry.list_models(s.models_dir, KEY))
+    replayed = registry.load(s.models_dir, models["current"])
+    backup = models["backup"]
+    original = modelfile.load(s.models_dir / "backups" / backup.version / backup.name, backup)
+    assert pickle.dumps(replayed.pipeline) == pickle.dumps(original.pipeline)
+    texts = [f"{t.short_description} {t.description}" for t in demodata.generate(300, seed=7)]
+    assert (replayed.predict_proba(texts) == original.predict_proba(texts)).all()
+    assert second["challenger"] == first.summary()["challenger"]
+
+
+def test_an_unknown_snapshot_says_where_digests_are_found(tmp_path: Path) -> None:
+    with pytest.raises(LookupError, match=r"no training in the MLflow store .* '0123456789abcdef'"):
+        retrain_offline(settings_for(tmp_path), None, "test", snapshot="0123456789abcdef")
+
+
+def _stored_bytes(root: Path) -> list[tuple[str, bytes]]:
+    """Every file under root as bytes: gzip files unpacked, zip files (skops) by member."""
+    found = []
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                found += [(f"{path}:{n}", archive.read(n)) for n in archive.namelist()]
+        found.append((str(path), data))
+    return found
+
+
+def test_masked_personal_data_never_reaches_an_mlflow_artifact_or_a_log_line(
+    tmp_path: Path,
+) -> None:
+    # given tickets that quote an e-mail address and a phone number, and a log file
+    email, phone = "zeldaquixote@corp.example.com", "+34 612 345 678"
+    data = examples()
+    data += [
+        dataset.Example(f"P{i}", f"{e.text} escribidme a {email} o al {phone}", e.label)
+        for i, e in enumerate(data[:200])
+    ]
+    log_file = tmp_path / "causa.log"
+    logs.configure(level="DEBUG", json=True, file=log_file)
+    try:
+        # when a training runs and lines quoting them are logged, by causa and by a library
+        report = train(data, settings_for(tmp_path))
+        structlog.get_logger("causa.test").warning("ticket", text=f"from {email}, {phone}")
+        logging.getLogger("celery.test").warning("reply to %s or %s", email, phone)
+    finally:
+        logs.configure(level="INFO", json=True)  # closes the log file
+    # then neither is anywhere in the run's artifacts, MLflow's store, the model or the log
+    assert report.mlflow_run
+    stored = _stored_bytes(tmp_path / "home" / "mlflow") + _stored_bytes(tmp_path / "models")
+    stored.append(("log", log_file.read_bytes()))
+    for where, content in stored:
+        for value in ("zeldaquixote", "612 345 678", "612345678"):
+            assert value.encode() not in content, f"{value} in {where}"
+    snapshots = [c for w, c in stored if w.endswith(".jsonl.gz")]
+    assert snapshots and b"[email] o al [phone]" in snapshots[0]
+    assert log_file.read_text().count("[email]") == 2

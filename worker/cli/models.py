@@ -28,6 +28,14 @@ def train(
         bool, typer.Option(help="A quick first model without search or comparison.")
     ] = False,
     force: Annotated[bool, typer.Option(help="--bootstrap: replace an existing model.")] = False,
+    snapshot: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIGEST",
+            help="Retrain from the data set of this digest (a training run's dataset_digest in"
+            " MLflow) with the recipe recorded with it: the same model again.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
 ) -> None:
     """Train a challenger, compare it with the model in service on the same holdout, and
@@ -37,12 +45,14 @@ def train(
     csv = dataset.Csv(data, text_column, label_column) if data is not None else None
     if not tickets and csv is None:
         raise fail("--no-tickets needs --data FILE: there would be nothing to train on")
+    if snapshot is not None and (csv is not None or bootstrap):
+        raise fail("--snapshot DIGEST is the whole data set: leave out --data and --bootstrap")
     try:
         if bootstrap:
             _bootstrap(s, csv, tickets=tickets, force=force)
             return
-        summary = _retrain(s, csv, tickets=tickets)
-    except (ValueError, FileNotFoundError, ModelError) as exc:
+        summary = _retrain(s, csv, tickets=tickets, snapshot=snapshot)
+    except (ValueError, FileNotFoundError, LookupError, ModelError) as exc:
         raise fail(str(exc)) from None
     if summary["decision"] == "skipped":
         console.print(f"training skipped: {summary['reason']}")
@@ -52,7 +62,9 @@ def train(
         print(json.dumps(summary))
 
 
-def _retrain(s: Settings, csv: dataset.Csv | None, *, tickets: bool) -> dict[str, Any]:
+def _retrain(
+    s: Settings, csv: dataset.Csv | None, *, tickets: bool, snapshot: str | None
+) -> dict[str, Any]:
     """The retrain flow with this command's runtime; from a CSV alone on a machine without the
     database or the broker, the offline training."""
     # lazy: the model libraries cost seconds of start-up that the commands which never
@@ -60,11 +72,11 @@ def _retrain(s: Settings, csv: dataset.Csv | None, *, tickets: bool) -> dict[str
     from flows import training
 
     offline = s.redis_url is None or (s.database_url is None and not s.supabase_url)
-    if offline and not tickets and csv is not None:
-        return training.retrain_offline(s, csv, trigger="cli")
+    if offline and (snapshot is not None or (not tickets and csv is not None)):
+        return training.retrain_offline(s, csv, "cli", snapshot)
     rt = runtime(s)
     try:
-        return training.retrain(rt, "cli", csv, tickets=tickets)
+        return training.retrain(rt, "cli", csv, tickets=tickets, snapshot=snapshot)
     finally:
         rt.close()
 
