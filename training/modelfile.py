@@ -88,6 +88,10 @@ class ModelInfo:
     # The model's behaviour on its holdout (training.drift.reference), what the drift report
     # compares recent decisions with; empty for models promoted before drift monitoring.
     reference: dict[str, Any] = field(default_factory=dict)
+    # The SHA-256 of the model's twin (twins/<version>.skops): the same recipe fitted
+    # without the holdout, which comparisons, thresholds and backtests score; "" when the
+    # model itself never learned from the holdout (a bootstrap model, CAUSA_REFIT_ALL=false).
+    twin_sha256: str = ""
     # HMAC-SHA256 of everything above with the installation's key (training.registry).
     signature: str = ""
 

@@ -61,6 +61,7 @@ __all__ = [
 
 log = structlog.get_logger("causa.registry")
 MANIFEST = "manifest.json"
+TWINS = "twins"  # each model's twin, by version (see ModelInfo.twin_sha256)
 # Backups kept after a promotion; older ones are deleted.
 DEFAULT_KEEP_BACKUPS = 10
 # The key made on a single machine when CAUSA_MODEL_SIGNING_KEY is not set, in CAUSA_HOME.
@@ -102,6 +103,8 @@ def _local_key(path: Path) -> bytes:
 def _mac(info: ModelInfo, key: bytes) -> str:
     body = asdict(info)
     del body["signature"]
+    if not body["twin_sha256"]:  # a manifest signed before twins stays valid
+        del body["twin_sha256"]
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
@@ -150,6 +153,15 @@ def read_manifest(models_dir: Path, key: bytes) -> ModelInfo | None:
 def load(models_dir: Path, info: ModelInfo) -> LoadedModel:
     """Verify and load the model the manifest names. Raises ModelError, never loads blindly."""
     return load_file(models_dir / info.file, info)
+
+
+def load_twin(models_dir: Path, info: ModelInfo) -> LoadedModel:
+    """The model's twin (see ModelInfo.twin_sha256), verified like the model; the model
+    itself when it has none (it never learned from the holdout)."""
+    if not info.twin_sha256:
+        return load(models_dir, info)
+    path = models_dir / TWINS / f"{info.version}.skops"
+    return load_file(path, replace(info, sha256=info.twin_sha256))
 
 
 def load_current(models_dir: Path, key: bytes) -> LoadedModel:
@@ -203,10 +215,18 @@ def promote(
     decision: str = "bootstrap",
     keep_backups: int = DEFAULT_KEEP_BACKUPS,
     reference: dict[str, Any] | None = None,
+    twin: Any = None,
 ) -> ModelInfo:
-    """Make `pipeline` the current model; the one it replaces becomes a backup."""
+    """Make `pipeline` the current model; the one it replaces becomes a backup. `twin`: the
+    same recipe fitted without the holdout, kept in twins/ for the comparisons to come."""
     data = dumps(pipeline)
     version = new_version(data)
+    twin_sha256 = ""
+    if twin is not None:
+        twin_data = dumps(twin)
+        (models_dir / TWINS).mkdir(parents=True, exist_ok=True)
+        _fsync_write(models_dir / TWINS / f"{version}.skops", twin_data)
+        twin_sha256 = hashlib.sha256(twin_data).hexdigest()
     current = models_dir / "current"
     current.mkdir(parents=True, exist_ok=True)
     path = current / f"{version}.skops"
@@ -225,6 +245,7 @@ def promote(
         thresholds=thresholds or {},
         decision=decision,
         reference=reference or {},
+        twin_sha256=twin_sha256,
     )
     info = write_manifest(models_dir, info, key)
     # Keep the file just replaced: a worker may have read the old manifest a moment ago.
@@ -263,6 +284,10 @@ def prune_backups(models_dir: Path, keep: int, key: bytes) -> list[str]:
     removed = versions[: max(0, len(versions) - keep)]
     for old in removed:
         shutil.rmtree(old)
+    kept = {p.name for p in versions} - {p.name for p in removed} | {in_service}
+    for twin in (models_dir / TWINS).glob("*.skops"):
+        if twin.stem not in kept:  # its model is gone: nothing will compare with it
+            twin.unlink()
     return [p.name for p in removed]
 
 
@@ -450,6 +475,9 @@ class ModelRegistry:
 
     def load(self, info: ModelInfo) -> LoadedModel:
         return load(self.home, info)
+
+    def load_twin(self, info: ModelInfo) -> LoadedModel:
+        return load_twin(self.home, info)
 
     def file_of(self, info: ModelInfo) -> Path:
         return self.home / info.file

@@ -240,6 +240,9 @@ class Training(BaseModel):
     # 1: the best single model. 2-3: a stack of the best families on one TF-IDF, about
     # +0.003 macro-F1 on the reference data (not significant) for twice the fit time and memory.
     stack_members: int = Field(1, ge=1, le=4)
+    # The model that serves is fitted again on every label, the holdout too, once it has
+    # won on the holdout; the holdout-trained one is kept as its twin for comparisons.
+    refit_all: bool = True
 
     _cron = field_validator("retrain_cron")(lambda value: check_cron(value))
 

@@ -88,6 +88,36 @@ def test_first_model_promoted_then_an_equal_challenger_kept_then_rollback(tmp_pa
     assert restored.decision.startswith("rollback")
 
 
+def test_the_winner_serves_refitted_on_every_label_and_its_twin_is_what_is_compared(
+    tmp_path: Path,
+) -> None:
+    s = settings_for(tmp_path)
+    data = examples()
+    first = train(data, s)
+    info = registry.read_manifest(s.models_dir, KEY)
+    assert info is not None and info.twin_sha256
+    assert info.n_train == len(data)  # the holdout too
+    serving = registry.load(s.models_dir, info)
+    twin = registry.load_twin(s.models_dir, info)
+    _, holdout = dataset.split(data)
+    texts = [e.text for e in holdout]
+    assert (serving.predict_proba(texts) != twin.predict_proba(texts)).any()
+    # the next training scores the champion's twin, which never saw the holdout: on the
+    # same data it scores exactly what the first challenger scored (the served model, which
+    # learned the holdout, would score more)
+    second = train(data, s)
+    assert second.decision.champion == first.decision.challenger
+    # a training without refitting serves the holdout-trained model, with no twin
+    third = train(data, s.model_copy(update={"refit_all": False, "min_improvement": 0.0}))
+    kept = registry.read_manifest(s.models_dir, KEY)
+    assert kept is not None and third.version == kept.version and not kept.twin_sha256
+    assert kept.n_train == len(data) - len(holdout)
+    # twins go with their models: the first one's stays while it is a backup
+    assert {p.stem for p in (s.models_dir / registry.TWINS).iterdir()} == {first.version}
+    registry.prune_backups(s.models_dir, 1, KEY)
+    assert (s.models_dir / registry.TWINS / f"{first.version}.skops").exists()
+
+
 def test_rare_classes_are_left_out_and_reported(tmp_path: Path) -> None:
     data = examples() + [
         dataset.Example(f"R{i}", f"licencia de autocad {i}", "Licencias") for i in range(10)

@@ -229,7 +229,10 @@ def backtest(
     s = settings()
     where = s if models_dir is None else s.model_copy(update={"models_dir": models_dir})
     try:
-        model = ModelRegistry.from_settings(where).load_current()
+        models = ModelRegistry.from_settings(where)
+        model = models.load_current()
+        if not every_row:  # the holdout: scored by the twin, which never learned from it
+            model = models.load_twin(model.info)
         if data is not None:
             examples = dataset.from_csv(data, text_column, label_column)
         else:
