@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import TruncatedSVD
-from sklearn.ensemble import StackingClassifier
+from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.naive_bayes import ComplementNB
@@ -39,16 +39,49 @@ def features(p: dict[str, Any]) -> TfidfVectorizer | FeatureUnion:
     )
     if not p.get("chars"):
         return words
-    chars = TfidfVectorizer(
+    return FeatureUnion([("words", words), ("chars", characters((2, 4), 3, 200_000))])
+
+
+def characters(ngrams: tuple[int, int], min_df: int, most: int | None) -> TfidfVectorizer:
+    """Character n-grams inside word boundaries: spellings, typos, word parts."""
+    return TfidfVectorizer(
         preprocessor=normalize,
         analyzer="char_wb",
-        ngram_range=(2, 4),
-        min_df=3,
+        ngram_range=ngrams,
+        min_df=min_df,
         sublinear_tf=True,
-        max_features=200_000,
+        max_features=most,
         dtype=np.float32,
     )
-    return FeatureUnion([("words", words), ("chars", chars)])
+
+
+# The vote's weights: the search's word model counts twice, the two other views once each
+# (on the reference data (2, 1, 1) and (1, 1, 1) were within 0.001 of each other).
+VOTE_WEIGHTS = (2, 1, 1)
+
+
+def vote(words: dict[str, Any], svc: dict[str, Any], seed: int) -> VotingClassifier:
+    """Three views of a ticket, their calibrated probabilities averaged: the search's word
+    n-grams with a linear SVM (`words`, `svc`), character 2-5-grams with a linear SVM, and
+    word 1-3-grams with a multinomial logistic regression. Each one errs where the others
+    don't: macro-F1 0.869 on the reference data against 0.862 for the best of them alone."""
+    return VotingClassifier(
+        [
+            ("words", single({**words, "chars": False}, "svc", svc, seed)),
+            (
+                "chars",
+                Pipeline(
+                    [
+                        ("features", characters((2, 5), 2, None)),
+                        ("model", calibrated("svc", {"C": 0.35}, seed)),
+                    ]
+                ),
+            ),
+            ("phrases", single({"ngram_max": 3, "min_df": 2}, "logreg", {"C": 30.0}, seed)),
+        ],
+        voting="soft",
+        weights=list(VOTE_WEIGHTS),
+    )
 
 
 def classifier(family: str, p: dict[str, Any], seed: int) -> Any:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.ensemble import VotingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
@@ -89,6 +90,8 @@ def word_vectorizer(model: Any) -> TfidfVectorizer | None:
         parts = [step for _, step in model.steps]
     elif isinstance(model, FeatureUnion):
         parts = [step for _, step in model.transformer_list]
+    elif isinstance(model, VotingClassifier):
+        parts = list(model.estimators_)
     else:
         return None
     for part in parts:

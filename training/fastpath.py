@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, softmax
 from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
+from sklearn.ensemble import VotingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -98,12 +99,23 @@ class Compiled:
         self, texts: Sequence[str], top: int = EXPLAINED
     ) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
         """The probabilities, and per text the `top` terms that raised its most likely cause
-        most, with their weights (only terms that raised it). Done for the whole batch at
-        once: a term is a number (a feature's column, or a word numbered in this call), and
-        (text, term) pairs are summed and ranked by numpy, not one by one."""
+        most, with their weights (only terms that raised it)."""
         x, found = _batch(self.terms, texts)
         proba = self.scores(x)
-        cause = proba.argmax(axis=1)
+        return proba, self.why(texts, x, found, proba.argmax(axis=1), top)
+
+    def why(
+        self,
+        texts: Sequence[str],
+        x: sp.csr_matrix,
+        found: dict[int, _Occurrences],
+        cause: np.ndarray,
+        top: int,
+    ) -> list[list[tuple[str, float]]]:
+        """Per text (features `x`, n-grams `found`), the `top` terms that raised `cause`
+        most. Done for the whole batch at once: a term is a number (a feature's column, or a
+        word numbered in this call), and (text, term) pairs are summed and ranked by numpy,
+        not one by one."""
         rows = np.repeat(np.arange(len(texts)), np.diff(x.indptr))
         contribution = x.data * self.push[x.indices, cause[rows]]
         words: dict[str, int] = {}  # words that are not a feature's term: numbered past them
@@ -133,7 +145,7 @@ class Compiled:
         ):
             name = self.names[term] if term < columns else extra[term - columns]
             explained[r].append((str(name), round(w, 4)))
-        return proba, explained
+        return explained
 
     def term(self, word: str, words: dict[str, int]) -> int:
         """A word's term number: the word feature's column when it is one, else its number
@@ -144,7 +156,41 @@ class Compiled:
         return found
 
 
-def compile(pipeline: Any) -> Compiled | None:
+@dataclass(frozen=True)
+class Vote:
+    """A soft vote of compiled members: the weighted mean of their probabilities. A term's
+    weight in an explanation is the weighted sum of its weights in the members (each in its
+    member's units: calibrated log-odds, or logistic regression's), from each member's
+    `top` x 2 best terms for the vote's cause."""
+
+    members: list[Compiled]
+    weights: np.ndarray  # summing to one
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        return self._mean([m(texts) for m in self.members])
+
+    def _mean(self, probas: list[np.ndarray]) -> np.ndarray:
+        mean: np.ndarray = np.tensordot(self.weights, np.stack(probas), axes=1)
+        return mean
+
+    def explain(
+        self, texts: Sequence[str], top: int = EXPLAINED
+    ) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
+        batches = [_batch(m.terms, texts) for m in self.members]
+        proba = self._mean([m.scores(x) for m, (x, _) in zip(self.members, batches, strict=True)])
+        cause = proba.argmax(axis=1)
+        summed: list[Counter[str]] = [Counter() for _ in texts]
+        for w, m, (x, found) in zip(self.weights, self.members, batches, strict=True):
+            for total, terms in zip(summed, m.why(texts, x, found, cause, 2 * top), strict=True):
+                for term, weight in terms:
+                    total[term] += w * weight
+        return proba, [
+            [(t, round(float(v), 4)) for t, v in total.most_common(top) if v > 0]
+            for total in summed
+        ]
+
+
+def compile(pipeline: Any) -> Compiled | Vote | None:
     """The pipeline compiled, or None when it is not one this module knows or its
     probabilities do not match the pipeline's own on PROBES."""
     try:
@@ -162,7 +208,13 @@ def compile(pipeline: Any) -> Compiled | None:
     return compiled
 
 
-def _build(pipeline: Any) -> Compiled | None:
+def _build(pipeline: Any) -> Compiled | Vote | None:
+    if isinstance(pipeline, VotingClassifier) and pipeline.voting == "soft":
+        members = [_build(m) for m in pipeline.estimators_]
+        if not all(isinstance(m, Compiled) for m in members):
+            return None
+        weights = np.asarray(pipeline.weights or [1] * len(members), dtype=np.float64)
+        return Vote(members, weights / weights.sum())  # type: ignore[arg-type]
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         return None
     features, model = pipeline.steps[0][1], pipeline.steps[1][1]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from billiard.exceptions import SoftTimeLimitExceeded
 
 if TYPE_CHECKING:
-    from training.fastpath import Compiled
+    from training.fastpath import Compiled, Vote
 
 # The types beyond skops' own trusted ones that causa's pipelines contain, exactly (a test
 # builds every model family and checks): causa's text normaliser is the only function.
@@ -129,7 +129,7 @@ class LoadedModel:
     pipeline: Any  # a fitted scikit-learn Pipeline with predict_proba
     # The same probabilities without scikit-learn's per-call checks, when the pipeline is one
     # training.fastpath knows (and they matched): see there.
-    fast: Compiled | None = field(default=None, repr=False, compare=False)
+    fast: Compiled | Vote | None = field(default=None, repr=False, compare=False)
 
     @property
     def version(self) -> str:

@@ -56,11 +56,23 @@ class TrainingReport:
         }
 
 
-def recipe(result: search.SearchResult, seed: int, stack_members: int) -> dict[str, Any]:
-    """What to fit, from the search: the best single model, or a stack of the best
-    `stack_members` families on the best trial's features (XGBoost takes integer labels, so
-    it always serves inside a stack). Recorded with the training: a snapshot's retraining
-    fits the same recipe again (a search bounded by time would not find the same)."""
+def recipe(
+    result: search.SearchResult, seed: int, stack_members: int, vote: bool
+) -> dict[str, Any]:
+    """What to fit, from the search: with `vote`, the soft vote of three views with the
+    search's best linear SVM as its word model (candidates.vote); else the best single
+    model, or a stack of the best `stack_members` families on the best trial's features
+    (XGBoost takes integer labels, so it always serves inside a stack). Recorded with the
+    training: a snapshot's retraining fits the same recipe again (a search bounded by time
+    would not find the same)."""
+    if vote:
+        svc = result.best_per_family.get("svc", {})
+        return {
+            "kind": "vote",
+            "features": svc.get("features", {"ngram_max": 2, "min_df": 3}),
+            "members": {"svc": svc.get("params", {"C": 0.35, "class_weight": None})},
+            "seed": seed,
+        }
     ranked = sorted(result.best_per_family.items(), key=lambda kv: kv[1]["f1"], reverse=True)
     members = {family: v["params"] for family, v in ranked[:stack_members]}
     if len(members) < 2:
@@ -72,6 +84,12 @@ def recipe(result: search.SearchResult, seed: int, stack_members: int) -> dict[s
 def build(recipe: dict[str, Any]) -> tuple[Any, str]:
     """The unfitted pipeline a recipe stands for, and what it is in words."""
     feats, members, seed = recipe["features"], recipe["members"], int(recipe["seed"])
+    if recipe["kind"] == "vote":
+        return (
+            candidates.vote(feats, members["svc"], seed),
+            f"soft vote of svc {members['svc']} on {feats}, character 2-5-grams svc and word"
+            " 1-3-grams logreg",
+        )
     if recipe["kind"] == "stack":
         return candidates.stack(feats, members, seed), f"stack of {', '.join(members)} on {feats}"
     [(family, params)] = members.items()
@@ -130,7 +148,7 @@ def retrain(
             min_tickets_per_s=settings.min_tickets_per_s,
             families=settings.search_families.split(","),
         )
-        chosen = recipe(result, settings.seed, settings.stack_members)
+        chosen = recipe(result, settings.seed, settings.stack_members, settings.vote)
     model, description = build(chosen)
     model.fit(texts, labels)
 

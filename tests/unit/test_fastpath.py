@@ -24,6 +24,8 @@ WORDS_AND_CHARS = {"ngram_max": 2, "min_df": 1, "chars": True}
 def fitted(kind: str) -> Any:
     if kind == "bootstrap":
         pipeline = bootstrap.pipeline()
+    elif kind == "vote":
+        pipeline = candidates.vote({"ngram_max": 2, "min_df": 1}, {"C": 0.5}, 42)
     elif kind == "stack":
         families = {"svc": {"C": 1.0}, "cnb": {"alpha": 0.5}}
         pipeline = candidates.stack(WORDS_AND_CHARS, families, 42)
@@ -34,7 +36,7 @@ def fitted(kind: str) -> Any:
     return pipeline.fit(TEXTS, CAUSES)
 
 
-ACCEPTED = {k: fitted(k) for k in ("bootstrap", "svc:0.5", "logreg:4", "sgd:_")}
+ACCEPTED = {k: fitted(k) for k in ("bootstrap", "svc:0.5", "logreg:4", "sgd:_", "vote")}
 # Words of the tickets, unknown words, accents, digits, odd spacing, emoji, other scripts.
 TEXT = st.lists(
     st.sampled_from(" ".join(TEXTS[:50]).split()) | st.text(max_size=12), max_size=30
@@ -100,7 +102,8 @@ def test_explanations_name_terms_of_the_text_that_favour_the_predicted_cause(kin
         plain = normalize(text)
         tokens = re.findall(r"(?u)\b\w\w+\b", plain)  # the word features' tokens
         pairs = {" ".join(pair) for pair in itertools.pairwise(tokens)}
-        for term, _ in terms:  # a token or two side by side, or a word (character n-grams)
+        pairs |= {" ".join(three) for three in zip(tokens, tokens[1:], tokens[2:], strict=False)}
+        for term, _ in terms:  # 1-3 tokens side by side, or a word (character n-grams)
             assert term in tokens or term in pairs or term in plain.split(), (term, plain)
         # without its strongest term, the text is mostly less of the cause predicted (not
         # always: the other terms' weights grow as the text's features are normalised again)
