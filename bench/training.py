@@ -8,12 +8,14 @@ beside it in development). Splits it 80/20 (stratified, seed 42), runs the same 
 `causa train` runs on the 80% (which keeps its own hash holdout apart for the champion
 comparison) and reports on the untouched 20%.
 
-    python bench/training.py --data FILE [--json]
+    python bench/training.py --data FILE [--keep DIR] [--json]
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,11 +31,14 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "it_service_tickets.csv.gz"
 
 RSS_PROBE = """
 import json, sys, psutil
+from pathlib import Path
+from shared.settings import load_settings
 from training.registry import ModelRegistry
 from worker.model_holder import ModelHolder
 import worker.app  # the worker's own imports: Celery, psycopg, structlog
-model = ModelHolder(ModelRegistry.local(__import__("pathlib").Path(sys.argv[1]))).get()
-model.predict_proba(["no puedo entrar a la vpn"] * 1000)
+settings = load_settings(models_dir=Path(sys.argv[1]), home=Path(sys.argv[2]))
+model = ModelHolder(ModelRegistry.from_settings(settings)).get()
+model.explain(["no puedo entrar a la vpn desde casa"] * 1000)  # as a worker predicts
 print(json.dumps({"rss_mb": psutil.Process().memory_info().rss / 2**20}))
 """
 
@@ -45,6 +50,12 @@ def main() -> None:
         type=Path,
         default=DEFAULT_DATA,
         help="the tickets CSV (.csv or .csv.gz), one ticket a row (default: %(default)s)",
+    )
+    p.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the trained models directory here (signed with this installation's key:"
+        " bench/throughput.py --models DIR measures it)",
     )
     p.add_argument("--text-column", default="Document")
     p.add_argument("--label-column", default="Topic_group")
@@ -59,7 +70,7 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from shared import logs
-    from shared.settings import Settings
+    from shared.settings import Settings, load_settings
     from training import dataset, registry
     from training.evaluate import predict, score
     from training.train import retrain
@@ -70,7 +81,10 @@ def main() -> None:
         examples, test_size=0.2, random_state=42, stratify=[e.label for e in examples]
     )
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(models_dir=Path(tmp) / "models", home=Path(tmp) / "home")
+        key = registry.signing_key(load_settings()).decode()  # the one --keep's users verify
+        settings = Settings(
+            models_dir=Path(tmp) / "models", home=Path(tmp) / "home", model_signing_key=key
+        )
         models = registry.ModelRegistry.from_settings(settings)
         started = time.monotonic()
         report = retrain(train, settings, models, trigger="benchmark")
@@ -81,21 +95,26 @@ def main() -> None:
         texts, truth = [e.text for e in test], [e.label for e in test]
         predicted, confidence = predict(model.pipeline, texts)
         scores = score(truth, predicted, confidence)
-        with threadpool_limits(1):
-            best = 0.0
+        best = {"predict": 0.0, "explain": 0.0}
+        with threadpool_limits(1):  # as a worker predicts: batches of CAUSA_BATCH_SIZE
             for _ in range(3):
-                t0 = time.perf_counter()
-                model.predict_proba(texts)
-                best = max(best, len(texts) / (time.perf_counter() - t0))
+                for how, call in (("predict", model.predict_proba), ("explain", model.explain)):
+                    t0 = time.perf_counter()
+                    for i in range(0, len(texts), settings.batch_size):
+                        call(texts[i : i + settings.batch_size])
+                    best[how] = max(best[how], len(texts) / (time.perf_counter() - t0))
         size_mb = models.file_of(info).stat().st_size / 2**20
         probe = subprocess.run(
-            [sys.executable, "-c", RSS_PROBE, str(settings.models_dir)],
+            [sys.executable, "-c", RSS_PROBE, str(settings.models_dir), str(settings.home)],
             capture_output=True,
             text=True,
             check=True,
             cwd=ROOT,
+            env={**os.environ, "CAUSA_MODEL_SIGNING_KEY": key},
         )
         rss = json.loads(probe.stdout.strip().splitlines()[-1])["rss_mb"]
+        if args.keep is not None:
+            shutil.copytree(settings.models_dir, args.keep, dirs_exist_ok=True)
     summary = {
         "train_tickets": len(train),
         "test_tickets": len(test),
@@ -103,7 +122,8 @@ def main() -> None:
         "accuracy": round(scores["accuracy"], 4),
         "ece": round(scores["ece"], 4),
         "train_seconds": round(wall, 1),
-        "inference_tickets_per_s_one_core": round(best),
+        "inference_tickets_per_s_one_core": round(best["predict"]),
+        "with_explanations_tickets_per_s_one_core": round(best["explain"]),
         "model_mb": round(size_mb, 1),
         "worker_rss_mb": round(rss),
         "model": report.model,
@@ -115,7 +135,8 @@ def main() -> None:
         ("accuracy", f"{scores['accuracy']:.4f}"),
         ("expected calibration error", f"{scores['ece']:.4f}"),
         ("training wall time", f"{wall:.0f} s"),
-        ("inference, one core", f"{best:,.0f} tickets/s"),
+        ("inference, one core", f"{best['predict']:,.0f} tickets/s"),
+        ("the same with explanations", f"{best['explain']:,.0f} tickets/s"),
         ("model file", f"{size_mb:.1f} MB"),
         ("worker RSS with the model", f"{rss:.0f} MB"),
         ("model", report.model),

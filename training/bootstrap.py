@@ -14,7 +14,7 @@ from sklearn.svm import LinearSVC
 
 from shared.settings import Settings
 from shared.text import normalize
-from training import drift, registry
+from training import candidates, drift, registry
 from training.dataset import Example, NotEnoughData, drop_rare, split
 
 MIN_LABELLED = 50  # fewer labels than this cannot make a model worth serving
@@ -78,7 +78,7 @@ def train(
     examples, rare = drop_rare(examples, MIN_PER_CLASS)
     train_set, holdout = split(examples)
     model = pipeline(seed)
-    model.fit([e.text for e in train_set], [e.label for e in train_set])
+    candidates.fit(model, [e.text for e in train_set], [e.label for e in train_set])
     metrics: dict[str, float | int] = {"n_holdout": len(holdout)}
     if holdout:
         predicted = model.predict([e.text for e in holdout])

@@ -26,11 +26,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import VotingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion, Pipeline
 
 from shared.text import clean
+from training import candidates
 
 # The share an empty bin counts as, so that its log term stays finite: a class of 10 % that
 # vanished scores about 0.7 on its own (clearly drift), not infinity.
@@ -81,24 +80,16 @@ def shares(labels: Sequence[str], classes: Sequence[str] = ()) -> dict[str, floa
 
 
 def word_vectorizer(model: Any) -> TfidfVectorizer | None:
-    """The fitted word-level TF-IDF inside a pipeline (alone, in a FeatureUnion, or the
-    features of a stack); None when the model has none."""
-    if isinstance(model, TfidfVectorizer):
-        fitted = hasattr(model, "vocabulary_")
-        return model if fitted and model.analyzer == "word" else None
-    if isinstance(model, Pipeline):
-        parts = [step for _, step in model.steps]
-    elif isinstance(model, FeatureUnion):
-        parts = [step for _, step in model.transformer_list]
-    elif isinstance(model, VotingClassifier):
-        parts = list(model.estimators_)
-    else:
-        return None
-    for part in parts:
-        found = word_vectorizer(part)
-        if found is not None:
-            return found
-    return None
+    """The fitted word-level TF-IDF inside a pipeline (alone, in a FeatureUnion, the
+    features of a stack, the first of a vote's); None when the model has none."""
+    return next(
+        (
+            v
+            for v in candidates.vectorizers(model)
+            if v.analyzer == "word" and hasattr(v, "vocabulary_")
+        ),
+        None,
+    )
 
 
 def tokenizer(vectorizer: TfidfVectorizer) -> Callable[[str], list[str]]:

@@ -57,7 +57,7 @@ LINEAR = (LinearSVC, LogisticRegression, SGDClassifier)
 # float32 (causa's character n-grams) round differently from this module's float64.
 TOLERANCE = 1e-6
 EXPLAINED = 5  # terms an explanation names
-WIDE = 1 << 40  # (text, term) pairs as one number: text * WIDE + term
+WIDE = 1 << 40  # (text, column) pairs as one number: text * WIDE + column
 # From this many texts on, character n-grams are counted for the batch at once (numpy's
 # fixed costs pay off); fewer are counted text by text.
 BLOCK_FROM = 16
@@ -80,17 +80,22 @@ class Compiled:
     scores: Proba
     push: np.ndarray  # features x classes
     names: np.ndarray = field(init=False)  # a term's text, by column ("" for n-grams)
-    unigrams: dict[str, int] = field(init=False)  # single-word terms: their columns
+    # A column's term: the first column with its text (a vote's members share words).
+    ids: np.ndarray = field(init=False)
+    unigrams: dict[str, int] = field(init=False)  # single-word terms: their term
 
     def __post_init__(self) -> None:
         names = np.full(self.terms[-1].end, "", dtype=object)
-        unigrams: dict[str, int] = {}
+        ids = np.arange(self.terms[-1].end)
+        first: dict[str, int] = {}
         for part in self.terms:
             if part.words is None:
                 names[part.start : part.end] = part.names
-                unigrams |= {t: part.start + i for t, i in part.vocabulary.items() if " " not in t}
+                for term, i in part.vocabulary.items():
+                    ids[part.start + i] = first.setdefault(term, part.start + i)
         object.__setattr__(self, "names", names)
-        object.__setattr__(self, "unigrams", unigrams)
+        object.__setattr__(self, "ids", ids)
+        object.__setattr__(self, "unigrams", {t: c for t, c in first.items() if " " not in t})
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         return self.scores(_features(self.terms, texts))
@@ -99,53 +104,46 @@ class Compiled:
         self, texts: Sequence[str], top: int = EXPLAINED
     ) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
         """The probabilities, and per text the `top` terms that raised its most likely cause
-        most, with their weights (only terms that raised it)."""
+        most, with their weights (only terms that raised it). Done for the whole batch at
+        once: a term is a number (a feature's column, or a word numbered in this call), and
+        (text, term) pairs are summed (as a sparse matrix) and ranked by numpy, not one by
+        one."""
         x, found = _batch(self.terms, texts)
         proba = self.scores(x)
-        return proba, self.why(texts, x, found, proba.argmax(axis=1), top)
-
-    def why(
-        self,
-        texts: Sequence[str],
-        x: sp.csr_matrix,
-        found: dict[int, _Occurrences],
-        cause: np.ndarray,
-        top: int,
-    ) -> list[list[tuple[str, float]]]:
-        """Per text (features `x`, n-grams `found`), the `top` terms that raised `cause`
-        most. Done for the whole batch at once: a term is a number (a feature's column, or a
-        word numbered in this call), and (text, term) pairs are summed and ranked by numpy,
-        not one by one."""
+        cause = proba.argmax(axis=1)
         rows = np.repeat(np.arange(len(texts)), np.diff(x.indptr))
         contribution = x.data * self.push[x.indices, cause[rows]]
         words: dict[str, int] = {}  # words that are not a feature's term: numbered past them
-        keys, weights = [], []
+        of_text, terms, weights = [], [], []
         for i, part in enumerate(self.terms):
             if part.words is None:  # its features are terms (words, word pairs)
                 mine = (x.indices >= part.start) & (x.indices < part.end)
-                keys.append(rows[mine] * WIDE + x.indices[mine])
+                of_text.append(rows[mine])
+                terms.append(self.ids[x.indices[mine]])
                 weights.append(contribution[mine])
             else:  # its n-grams, credited to the words they came from
-                k, w = found[i].credit(self.push, cause, self, words)
-                keys.append(k)
+                r, t, w = found[i].credit(self.push, cause, self, words)
+                of_text.append(r)
+                terms.append(t)
                 weights.append(w)
-        pairs, at = np.unique(np.concatenate(keys), return_inverse=True)
-        total = np.bincount(at, weights=np.concatenate(weights), minlength=len(pairs))
-        raised = total > 0
-        pairs, total = pairs[raised], total[raised]
-        order = np.lexsort((-total, pairs // WIDE))  # by text, the largest first
-        pairs, total = pairs[order], total[order]
-        row = pairs // WIDE
-        rank = np.arange(len(row)) - np.searchsorted(row, row)
-        kept = rank < top
+        summed = sp.csr_matrix(  # duplicates (text, term) are summed
+            (np.concatenate(weights), (np.concatenate(of_text), np.concatenate(terms))),
+            shape=(len(texts), len(self.names) + len(words)),
+        )
+        row = np.repeat(np.arange(len(texts)), np.diff(summed.indptr))
+        raised = summed.data > 0
+        row, term, total = row[raised], summed.indices[raised], summed.data[raised]
+        order = np.lexsort((-total, row))  # by text, the largest first
+        row, term, total = row[order], term[order], total[order]
+        kept = np.arange(len(row)) - np.searchsorted(row, row) < top
         extra, columns = list(words), len(self.names)
         explained: list[list[tuple[str, float]]] = [[] for _ in texts]
-        for r, term, w in zip(
-            row[kept].tolist(), (pairs[kept] % WIDE).tolist(), total[kept].tolist(), strict=True
+        for r, t, w in zip(
+            row[kept].tolist(), term[kept].tolist(), total[kept].tolist(), strict=True
         ):
-            name = self.names[term] if term < columns else extra[term - columns]
+            name = self.names[t] if t < columns else extra[t - columns]
             explained[r].append((str(name), round(w, 4)))
-        return explained
+        return proba, explained
 
     def term(self, word: str, words: dict[str, int]) -> int:
         """A word's term number: the word feature's column when it is one, else its number
@@ -156,41 +154,7 @@ class Compiled:
         return found
 
 
-@dataclass(frozen=True)
-class Vote:
-    """A soft vote of compiled members: the weighted mean of their probabilities. A term's
-    weight in an explanation is the weighted sum of its weights in the members (each in its
-    member's units: calibrated log-odds, or logistic regression's), from each member's
-    `top` x 2 best terms for the vote's cause."""
-
-    members: list[Compiled]
-    weights: np.ndarray  # summing to one
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        return self._mean([m(texts) for m in self.members])
-
-    def _mean(self, probas: list[np.ndarray]) -> np.ndarray:
-        mean: np.ndarray = np.tensordot(self.weights, np.stack(probas), axes=1)
-        return mean
-
-    def explain(
-        self, texts: Sequence[str], top: int = EXPLAINED
-    ) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
-        batches = [_batch(m.terms, texts) for m in self.members]
-        proba = self._mean([m.scores(x) for m, (x, _) in zip(self.members, batches, strict=True)])
-        cause = proba.argmax(axis=1)
-        summed: list[Counter[str]] = [Counter() for _ in texts]
-        for w, m, (x, found) in zip(self.weights, self.members, batches, strict=True):
-            for total, terms in zip(summed, m.why(texts, x, found, cause, 2 * top), strict=True):
-                for term, weight in terms:
-                    total[term] += w * weight
-        return proba, [
-            [(t, round(float(v), 4)) for t, v in total.most_common(top) if v > 0]
-            for total in summed
-        ]
-
-
-def compile(pipeline: Any) -> Compiled | Vote | None:
+def compile(pipeline: Any) -> Compiled | None:
     """The pipeline compiled, or None when it is not one this module knows or its
     probabilities do not match the pipeline's own on PROBES."""
     try:
@@ -208,27 +172,57 @@ def compile(pipeline: Any) -> Compiled | Vote | None:
     return compiled
 
 
-def _build(pipeline: Any) -> Compiled | Vote | None:
-    if isinstance(pipeline, VotingClassifier) and pipeline.voting == "soft":
-        members = [_build(m) for m in pipeline.estimators_]
-        if not all(isinstance(m, Compiled) for m in members):
-            return None
-        weights = np.asarray(pipeline.weights or [1] * len(members), dtype=np.float64)
-        return Vote(members, weights / weights.sum())  # type: ignore[arg-type]
+def _build(pipeline: Any) -> Compiled | None:
+    """A pipeline, or a soft vote of pipelines, as one function over all their columns side
+    by side: a vote's probabilities are the weighted mean of its members' on their columns,
+    and its push is theirs, weighted (a term's weight in an explanation adds up what it
+    pushed in each member; every member's texts are normalised once)."""
+    voting = isinstance(pipeline, VotingClassifier) and pipeline.voting == "soft"
+    members = [_member(p) for p in (pipeline.estimators_ if voting else [pipeline])]
+    if not members or any(m is None for m in members):
+        return None
+    known = [m for m in members if m is not None]
+    weights = np.asarray((pipeline.weights if voting else None) or [1] * len(known), float)
+    weights /= weights.sum()
+    vectorizers = [v for m in known for v in m[0]]
+    bounds = np.cumsum([0] + [sum(len(v.vocabulary_) for v in m[0]) for m in known])
+    parts = [
+        (w, s, int(a), int(b))
+        for w, (_, s, _), a, b in zip(weights, known, bounds[:-1], bounds[1:], strict=True)
+    ]
+
+    def scores(x: sp.csr_matrix) -> np.ndarray:
+        if len(parts) == 1:
+            return parts[0][1](x)
+        total = np.zeros((x.shape[0], len(pipeline.classes_)))
+        for w, proba, a, b in parts:
+            total += w * proba(x[:, a:b])
+        return total
+
+    push = np.vstack([w * p for w, (_, _, p) in zip(weights, known, strict=True)])
+    return Compiled(_terms(vectorizers), scores, push)
+
+
+def _member(pipeline: Any) -> tuple[list[TfidfVectorizer], Proba, np.ndarray] | None:
+    """A two-step pipeline's vectorisers, probabilities from their features, and push."""
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         return None
     features, model = pipeline.steps[0][1], pipeline.steps[1][1]
     vectorizers = _vectorizers(features)
     if vectorizers is None or len(getattr(model, "classes_", ())) < 3:
         return None
-    terms = _terms(vectorizers)
     if isinstance(model, CalibratedClassifierCV):
         built = _calibrated(model)
-        return None if built is None else Compiled(terms, *built)
+        return None if built is None else (vectorizers, *built)
     if isinstance(model, LogisticRegression) and model.coef_.shape[0] == len(model.classes_):
         coef, intercept = model.coef_, model.intercept_
         push = (coef - coef.mean(axis=0)).T
-        return Compiled(terms, lambda x: softmax(x @ coef.T + intercept, axis=1), push)
+
+        def proba(x: sp.csr_matrix) -> np.ndarray:
+            result: np.ndarray = softmax(x @ coef.T + intercept, axis=1)
+            return result
+
+        return vectorizers, proba, push
     return None
 
 
@@ -317,6 +311,7 @@ class _Terms:
             self.names = v.get_feature_names_out()
         self.start = start
         self.end = start + len(vocabulary)
+        self.same: int | None = None  # an earlier part alike (see _alike), counted once
         self.sublinear = v.sublinear_tf
         self.idf = v.idf_ if v.use_idf else None
         self.l2 = v.norm == "l2"
@@ -379,17 +374,19 @@ class _Occurrences:
 
     def credit(
         self, push: np.ndarray, cause: np.ndarray, compiled: Compiled, words: dict[str, int]
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each entry's contribution (value x push[column, its text's cause]) shared between
-        the occurrences of its n-gram, summed by word: the (text, term) keys and weights of
-        every word of every text."""
+        the occurrences of its n-gram, summed by word: the text, term and weight of every
+        word of every text."""
         contribution = self.data * push[self.cols, cause[self.rows]]
         share = contribution[self.at] / self.counts[self.at]
         per_word = np.bincount(self.slots, weights=share, minlength=len(self.flat))
+        occurrences = [w for w, _ in self.flat]
+        term = {w: compiled.term(w, words) for w in set(occurrences)}  # each word once
         terms = np.fromiter(
-            (compiled.term(w, words) for w, _ in self.flat), dtype=np.int64, count=len(self.flat)
+            map(term.__getitem__, occurrences), dtype=np.int64, count=len(self.flat)
         )
-        return self.slot_rows * WIDE + terms, per_word
+        return self.slot_rows, terms, per_word
 
 
 def _same(text: str) -> str:
@@ -406,10 +403,23 @@ def _terms(vectorizers: list[TfidfVectorizer]) -> list[_Terms]:
         if len(shared) == 1
         else None
     )
-    return [
+    terms = [
         _Terms(v, int(at), memo or v.build_preprocessor())
         for v, at in zip(vectorizers, starts, strict=False)
     ]
+    for i, v in enumerate(vectorizers):  # a vote's members may count the same words alike
+        terms[i].same = next((j for j in range(i) if _alike(vectorizers[j], v)), None)
+    return terms
+
+
+def _alike(a: TfidfVectorizer, b: TfidfVectorizer) -> bool:
+    """Two fitted word vectorisers that give every text the same features."""
+    return (
+        a.analyzer == b.analyzer == "word"
+        and a.get_params() == b.get_params()
+        and a.vocabulary_ == b.vocabulary_
+        and np.array_equal(a.idf_, b.idf_)
+    )
 
 
 def _features(terms: list[_Terms], texts: Sequence[str]) -> sp.csr_matrix:
@@ -423,20 +433,31 @@ def _batch(
     with `blocks`, each character part's n-grams counted for the whole batch at once, and
     where they came from (by the part's index)."""
     width = terms[-1].end
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    data: list[np.ndarray] = []
     if not blocks:  # text by text, each one's parts side by side
-        indptr, cols, data = [0], [], []
+        indptr = [0]
         for text in texts:
-            for part in terms:
-                c, d = part.row(text)
+            counted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+            for i, part in enumerate(terms):
+                if part.same is None:
+                    c, d = counted[i] = part.row(text)
+                else:  # counted already, by the part it is alike: its columns moved
+                    c, d = counted[part.same]
+                    c = c - terms[part.same].start + part.start
                 cols.append(c)
                 data.append(d)
             indptr.append(indptr[-1] + sum(len(c) for c in cols[-len(terms) :]))
         shape = (len(texts), width)
         return sp.csr_matrix((np.concatenate(data), np.concatenate(cols), indptr), shape), {}
-    rows, cols, data = [], [], []
     found: dict[int, _Occurrences] = {}
     for i, part in enumerate(terms):
-        if part.words is None:
+        if part.same is not None:
+            rows.append(rows[part.same])
+            cols.append(cols[part.same] - terms[part.same].start + part.start)
+            data.append(data[part.same])
+        elif part.words is None:
             per_text = [part.row(text) for text in texts]
             rows.append(np.repeat(np.arange(len(texts)), [len(c) for c, _ in per_text]))
             cols.append(np.concatenate([c for c, _ in per_text]))

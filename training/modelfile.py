@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from billiard.exceptions import SoftTimeLimitExceeded
 
 if TYPE_CHECKING:
-    from training.fastpath import Compiled, Vote
+    from training.fastpath import Compiled
 
 # The types beyond skops' own trusted ones that causa's pipelines contain, exactly (a test
 # builds every model family and checks): causa's text normaliser is the only function.
@@ -129,7 +130,7 @@ class LoadedModel:
     pipeline: Any  # a fitted scikit-learn Pipeline with predict_proba
     # The same probabilities without scikit-learn's per-call checks, when the pipeline is one
     # training.fastpath knows (and they matched): see there.
-    fast: Compiled | Vote | None = field(default=None, repr=False, compare=False)
+    fast: Compiled | None = field(default=None, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -167,7 +168,9 @@ def sha256_of(path: Path) -> str:
 def dumps(pipeline: Any) -> bytes:
     import skops.io as sio  # lazy: see library_versions
 
-    return bytes(sio.dumps(pipeline))
+    # Deflated: skops writes the vocabularies as indented JSON (some 240 MB for the vote on
+    # the reference data), which compresses eightfold.
+    return bytes(sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED))
 
 
 def load(path: Path, info: ModelInfo) -> LoadedModel:

@@ -56,23 +56,22 @@ class TrainingReport:
         }
 
 
-def recipe(
-    result: search.SearchResult, seed: int, stack_members: int, vote: bool
-) -> dict[str, Any]:
-    """What to fit, from the search: with `vote`, the soft vote of three views with the
-    search's best linear SVM as its word model (candidates.vote); else the best single
-    model, or a stack of the best `stack_members` families on the best trial's features
-    (XGBoost takes integer labels, so it always serves inside a stack). Recorded with the
-    training: a snapshot's retraining fits the same recipe again (a search bounded by time
-    would not find the same)."""
-    if vote:
-        svc = result.best_per_family.get("svc", {})
-        return {
-            "kind": "vote",
-            "features": svc.get("features", {"ngram_max": 2, "min_df": 3}),
-            "members": {"svc": svc.get("params", {"C": 0.35, "class_weight": None})},
-            "seed": seed,
-        }
+def vote_recipe(seed: int) -> dict[str, Any]:
+    """The soft vote of three views (candidates.vote), with its measured word model."""
+    return {
+        "kind": "vote",
+        "features": candidates.VOTE_WORDS,
+        "members": {"svc": candidates.VOTE_SVC},
+        "seed": seed,
+    }
+
+
+def recipe(result: search.SearchResult, seed: int, stack_members: int) -> dict[str, Any]:
+    """What to fit, from the search: the best single model, or a stack of the best
+    `stack_members` families on the best trial's features (XGBoost takes integer labels, so
+    it always serves inside a stack). Recorded with the training (as the vote's is): a
+    snapshot's retraining fits the same recipe again (a search bounded by time would not
+    find the same)."""
     ranked = sorted(result.best_per_family.items(), key=lambda kv: kv[1]["f1"], reverse=True)
     members = {family: v["params"] for family, v in ranked[:stack_members]}
     if len(members) < 2:
@@ -138,6 +137,8 @@ def retrain(
         )
     texts, labels = [e.text for e in train], [e.label for e in train]
     result, chosen = None, replay
+    if chosen is None and settings.vote:
+        chosen = vote_recipe(settings.seed)
     if chosen is None:
         result = search.run(
             texts,
@@ -148,9 +149,9 @@ def retrain(
             min_tickets_per_s=settings.min_tickets_per_s,
             families=settings.search_families.split(","),
         )
-        chosen = recipe(result, settings.seed, settings.stack_members, settings.vote)
+        chosen = recipe(result, settings.seed, settings.stack_members)
     model, description = build(chosen)
-    model.fit(texts, labels)
+    candidates.fit(model, texts, labels)
 
     truth = [e.label for e in holdout]
     holdout_texts = [e.text for e in holdout]
@@ -197,7 +198,7 @@ def retrain(
             # It won on the holdout; what serves learns from every label, the holdout too,
             # and `model` stays as its twin for the next comparison.
             serving, twin = build(chosen)[0], model
-            serving.fit([e.text for e in kept], [e.label for e in kept])
+            candidates.fit(serving, [e.text for e in kept], [e.label for e in kept])
         promoted = models.promote(
             serving,
             twin=twin,

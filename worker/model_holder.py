@@ -8,6 +8,8 @@ file never replaces a good model.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import os
 import threading
@@ -100,6 +102,7 @@ class ModelHolder:
         # each of which took some 150 ms with them (a stall of every request in flight). A
         # model replaced later is still freed, by reference counting.
         gc.freeze()
+        _give_back_memory()
         return model
 
     def _refused(self, what: str, exc: ModelError) -> None:
@@ -114,3 +117,11 @@ class ModelHolder:
                 level="failure",
                 key="model-refused",
             )
+
+
+def _give_back_memory() -> None:
+    """Return to the system what loading freed: skops parses a model's vocabularies from
+    JSON (some 100 MB of text for the default model), and the C library keeps the freed
+    memory for later unless asked (glibc's malloc_trim; elsewhere nothing is done)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
