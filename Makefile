@@ -51,6 +51,7 @@ bench: install ## throughput and latency: make bench BENCH_ARGS="--tickets 5000"
 	$(BIN)/python bench/throughput.py $(BENCH_ARGS)
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/training.py
+	$(BIN)/python bench/explain.py
 	$(BIN)/python bench/rest.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/api.py
