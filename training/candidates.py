@@ -18,7 +18,6 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils import Bunch
-from xgboost import XGBClassifier
 
 from shared.text import normalize
 
@@ -140,6 +139,9 @@ def classifier(family: str, p: dict[str, Any], seed: int) -> Any:
     if family == "cnb":
         return ComplementNB(alpha=p["alpha"])
     if family == "xgb":
+        # lazy: XGBoost is searched only on request, and a worker need not load it
+        from xgboost import XGBClassifier
+
         return make_pipeline(
             TruncatedSVD(n_components=int(p["svd"]), random_state=seed),
             XGBClassifier(

@@ -11,12 +11,14 @@ scikit-learn or XGBoost is refused: retrain it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import platform
 import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,18 +50,24 @@ class ModelError(RuntimeError):
 
 
 def library_versions() -> dict[str, str]:
-    # lazy, here and in load: commands that never touch a model file (`causa health`,
-    # `status`, `admin`) start without a second of model libraries.
-    import sklearn
-    import skops
-    import xgboost
-
+    """The versions of what a model file needs, read from the installed packages' metadata:
+    nothing is imported (XGBoost and the pandas it brings cost a worker some 90 MB that a
+    model without XGBoost never uses)."""
     return {
         "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "xgboost": xgboost.__version__,
-        "skops": skops.__version__,
+        "scikit-learn": metadata.version("scikit-learn"),
+        "xgboost": _installed("xgboost", "xgboost-cpu"),
+        "skops": metadata.version("skops"),
     }
+
+
+def _installed(*names: str) -> str:
+    """The version of the first of these distributions that is installed (XGBoost comes as
+    `xgboost` or as `xgboost-cpu`, causa's dependency)."""
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            return metadata.version(name)
+    raise metadata.PackageNotFoundError(names[0])
 
 
 def preload() -> None:

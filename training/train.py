@@ -86,8 +86,8 @@ def build(recipe: dict[str, Any]) -> tuple[Any, str]:
     if recipe["kind"] == "vote":
         return (
             candidates.vote(feats, members["svc"], seed),
-            f"soft vote of svc {members['svc']} on {feats}, character 2-5-grams svc and word"
-            " 1-3-grams logreg",
+            f"soft vote of svc {members['svc']} on {feats}, character 2-5-grams svc, and"
+            " logreg on the same words",
         )
     if recipe["kind"] == "stack":
         return candidates.stack(feats, members, seed), f"stack of {', '.join(members)} on {feats}"
