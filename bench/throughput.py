@@ -114,7 +114,6 @@ def main() -> None:
         help="tickets for the naive run (it is ~30x slower)",
     )
     p.add_argument("--concurrency", type=int, default=2)
-    args = p.parse_args()
     p.add_argument("--models", type=Path, help="also measure the model in this directory")
     args = p.parse_args()
     base = load_settings()
