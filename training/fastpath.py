@@ -80,6 +80,7 @@ class Compiled:
     scores: Proba
     push: np.ndarray  # features x classes, float32
     names: np.ndarray = field(init=False)  # a term's text, by column ("" for n-grams)
+    term_column: np.ndarray = field(init=False)  # a column is a term (not a character n-gram)
     # A column's term: the first column with its text (a vote's members share words).
     ids: np.ndarray = field(init=False)
     unigrams: dict[str, int] = field(init=False)  # single-word terms: their term
@@ -94,6 +95,7 @@ class Compiled:
                 for term, i in part.vocabulary.items():
                     ids[part.start + i] = first.setdefault(term, part.start + i)
         object.__setattr__(self, "names", names)
+        object.__setattr__(self, "term_column", names != "")
         object.__setattr__(self, "ids", ids)
         object.__setattr__(self, "unigrams", {t: c for t, c in first.items() if " " not in t})
 
@@ -112,16 +114,14 @@ class Compiled:
         proba = self.scores(x)
         cause = proba.argmax(axis=1)
         rows = np.repeat(np.arange(len(texts)), np.diff(x.indptr))
-        contribution = x.data * self.push[x.indices, cause[rows]]
+        # The features that are terms (words, word pairs): value x push for the text's cause
+        is_term = self.term_column[x.indices]
+        rows, columns = rows[is_term], x.indices[is_term]
+        of_text, terms = [rows], [self.ids[columns]]
+        weights = [x.data[is_term] * self.push[columns, cause[rows]]]
         words: dict[str, int] = {}  # words that are not a feature's term: numbered past them
-        of_text, terms, weights = [], [], []
         for i, part in enumerate(self.terms):
-            if part.words is None:  # its features are terms (words, word pairs)
-                mine = (x.indices >= part.start) & (x.indices < part.end)
-                of_text.append(rows[mine])
-                terms.append(self.ids[x.indices[mine]])
-                weights.append(contribution[mine])
-            else:  # its n-grams, credited to the words they came from
+            if part.words is not None:  # its n-grams, credited to the words they came from
                 r, t, w = found[i].credit(self.push, cause, self, words)
                 of_text.append(r)
                 terms.append(t)
