@@ -112,6 +112,26 @@ def environment(
             services.down(home)
 
 
+def end_to_end(
+    conn: psycopg.Connection[Any],
+    settings: Settings,
+    env: dict[str, str],
+    logdir: Path,
+    tickets: int,
+    concurrency: int = 2,
+) -> float:
+    """Tickets per second of one worker (`concurrency` processes) that classifies a fresh
+    table of `tickets` pending tickets, from the enqueueing to the last final decision."""
+    fresh_table(conn, settings)
+    load(conn, tickets)
+    conn.execute("VACUUM ANALYZE tickets")
+    with running(logdir, env, worker=["worker", "--concurrency", str(concurrency)]):
+        started = time.monotonic()
+        enqueue(settings, tickets)
+        wait_final(conn, tickets)
+        return tickets / (time.monotonic() - started)
+
+
 def enqueue(settings: Settings, tickets: int) -> None:
     """Enqueue the classify tasks a backlog of `tickets` needs, by name, as beat's poll would."""
     CeleryQueue(make_app(settings)).classify(math.ceil(tickets / settings.batch_size))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import sys
-import time
 from pathlib import Path
 
 import psycopg
@@ -20,7 +19,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common
-from shared.settings import Settings, load_settings
+from shared.settings import load_settings
 
 
 def service_key() -> str:
@@ -28,22 +27,6 @@ def service_key() -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
     return f"{part({'alg': 'HS256'})}.{part({'role': 'service_role'})}.YmVuY2htYXJr"
-
-
-def run(
-    conn: psycopg.Connection[object],
-    settings: Settings,
-    env: dict[str, str],
-    logdir: Path,
-    n: int,
-) -> float:
-    common.fresh_table(conn, settings)
-    common.load(conn, n)
-    with common.running(logdir, env, worker=["worker", "--concurrency", "2"]):
-        started = time.monotonic()
-        common.enqueue(settings, n)
-        common.wait_final(conn, n)
-        return n / (time.monotonic() - started)
 
 
 def main() -> None:
@@ -58,12 +41,14 @@ def main() -> None:
         env.update(CAUSA_MODELS_DIR=str(models), CAUSA_POLL_INTERVAL="3600")
         url = settings.require_database_url()
         with psycopg.connect(url, autocommit=True) as conn:
-            direct = run(conn, settings, env, base.home / "bench-logs-direct", args.tickets)
+            logs = base.home / "bench-logs-direct"
+            direct = common.end_to_end(conn, settings, env, logs, args.tickets)
             key = service_key()
             with PostgREST(url, key) as server:
                 rest_env = {k: v for k, v in env.items() if k != "DATABASE_URL"}
                 rest_env.update(SUPABASE_URL=server.url, SUPABASE_SERVICE_ROLE_KEY=key)
-                rest = run(conn, settings, rest_env, base.home / "bench-logs-rest", args.tickets)
+                logs = base.home / "bench-logs-rest"
+                rest = common.end_to_end(conn, settings, rest_env, logs, args.tickets)
                 calls = list(server.calls)
     batches = max(1, sum(1 for c in calls if c == "causa_apply"))
     per_batch = len(calls) / batches

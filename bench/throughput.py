@@ -21,14 +21,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common
-from shared.settings import Settings, load_settings
+from shared.settings import load_settings
 from training import registry
 from worker.app import make_app
 
@@ -85,25 +84,6 @@ def model_alone(models: Path, tickets: int, processes: int, env: dict[str, str])
     return share * processes / (time.monotonic() - started)
 
 
-def end_to_end(
-    conn: psycopg.Connection[Any],
-    settings: Settings,
-    env: dict[str, str],
-    home: Path,
-    tickets: int,
-    concurrency: int,
-) -> float:
-    common.fresh_table(conn, settings)
-    common.load(conn, tickets)
-    conn.execute("VACUUM ANALYZE tickets")
-    worker = ["worker", "--concurrency", str(concurrency)]
-    with common.running(home / "bench-logs", env, worker=worker):
-        started = time.monotonic()
-        common.enqueue(settings, tickets)
-        common.wait_final(conn, tickets)
-        return tickets / (time.monotonic() - started)
-
-
 def main() -> None:
     p = common.parser(__doc__ or "")
     p.add_argument("--tickets", type=int, default=50_000)
@@ -138,7 +118,9 @@ def main() -> None:
                     file=sys.stderr,
                 )
                 env["CAUSA_MODELS_DIR"] = str(models)
-                rate = end_to_end(conn, settings, env, home, args.tickets, args.concurrency)
+                rate = common.end_to_end(
+                    conn, settings, env, home / "bench-logs", args.tickets, args.concurrency
+                )
                 alone = model_alone(models, args.tickets, args.concurrency, env)
                 summary.append(
                     {
