@@ -3,17 +3,19 @@
 For the bootstrap model on demo data (made once under CAUSA_HOME/bench-models) and, with
 `--models DIR`, the model in that directory (e.g. the default model of `bench/training.py
 --keep DIR`): batches of 1,000 (a worker's batch), 100 and 1 texts, each batch new to the
-model's memory of texts, the best of `--repeat` rounds. Texts: the reference tickets when
-`--data` exists (the default is the copy beside the repository), else demo tickets.
+model's memory of texts, each timed predicting and explaining (in turn, so that the
+machine's ups and downs fall on both); the median of `--repeat` rounds. Texts: the
+reference tickets when `--data` exists (the default is the copy beside the repository),
+else demo tickets.
 
     python bench/explain.py [--models DIR] [--data FILE] [--json]
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +29,28 @@ SIZES = (1000, 100, 1)
 TEXTS = 10_000
 
 
-def best_seconds(call: Callable[[Sequence[str]], Any], texts: list[str], size: int) -> float:
-    """Seconds per batch of `size`, over batches that cover `texts` (each one new)."""
-    started = time.perf_counter()
-    batches = 0
-    for i in range(0, len(texts) - size + 1, size):
-        call(texts[i : i + size])
-        batches += 1
-        if batches * size >= 2000 and batches >= 20:
-            break
-    return (time.perf_counter() - started) / batches
+def seconds(model: Any, texts: list[str], size: int) -> tuple[float, float]:
+    """Seconds per batch of `size` predicting, and explaining: batches that cover `texts`
+    (each one new to the model's memory of texts) go in turn to one and the other, then the
+    other way round, so that each batch is timed both ways and the machine's ups and downs
+    fall on both alike."""
+    spent = [0.0, 0.0]
+    calls = [model.fast, model.fast.explain]
+    batches = range(0, len(texts) - size + 1, size)[: max(20, 2000 // size)]
+    for turn in (0, 1):
+        for n, i in enumerate(batches):
+            which = (n + turn) % 2
+            started = time.perf_counter()
+            calls[which](texts[i : i + size])
+            spent[which] += time.perf_counter() - started
+    return spent[0] / len(batches), spent[1] / len(batches)
 
 
 def main() -> None:
     p = common.parser(__doc__ or "", services=False)
     p.add_argument("--models", type=Path, help="also measure the model in this directory")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args()
 
     from threadpoolctl import threadpool_limits
@@ -75,10 +82,9 @@ def main() -> None:
             raise SystemExit(f"the model in {where} is not one causa explains")
         for size in SIZES:
             with threadpool_limits(1):
-                alone = min(best_seconds(model.fast, texts, size) for _ in range(args.repeat))
-                explained = min(
-                    best_seconds(model.fast.explain, texts, size) for _ in range(args.repeat)
-                )
+                seconds(model, texts, size)  # the model's memory of words filled
+                rounds = [seconds(model, texts, size) for _ in range(args.repeat)]
+            alone, explained = (statistics.median(r[i] for r in rounds) for i in (0, 1))
             extra = explained / alone - 1
             rows.append(
                 (

@@ -74,13 +74,13 @@ class Compiled:
     score is then in units of the calibrated log-odds); for a multinomial logistic
     regression, the coefficient less the mean over classes (softmax ignores what all classes
     share). A term's weight in a text is its feature value times that push; character
-    n-grams are credited to the words they come from."""
+    n-grams are credited to the words they come from. A part counted as another alike (see
+    _alike) is explained as that one: its push is added to that part's."""
 
     terms: list[_Terms]
     scores: Proba
     push: np.ndarray  # features x classes, float32
     names: np.ndarray = field(init=False)  # a term's text, by column ("" for n-grams)
-    term_column: np.ndarray = field(init=False)  # a column is a term (not a character n-gram)
     # A column's term: the first column with its text (a vote's members share words).
     ids: np.ndarray = field(init=False)
     unigrams: dict[str, int] = field(init=False)  # single-word terms: their term
@@ -95,7 +95,6 @@ class Compiled:
                 for term, i in part.vocabulary.items():
                     ids[part.start + i] = first.setdefault(term, part.start + i)
         object.__setattr__(self, "names", names)
-        object.__setattr__(self, "term_column", names != "")
         object.__setattr__(self, "ids", ids)
         object.__setattr__(self, "unigrams", {t: c for t, c in first.items() if " " not in t})
 
@@ -108,41 +107,37 @@ class Compiled:
         """The probabilities, and per text the `top` terms that raised its most likely cause
         most, with their weights (only terms that raised it). Done for the whole batch at
         once: a term is a number (a feature's column, or a word numbered in this call), and
-        (text, term) pairs are summed (as a sparse matrix) and ranked by numpy, not one by
-        one."""
+        (text, term) pairs are summed and ranked by numpy, not one by one."""
         x, found = _batch(self.terms, texts)
         proba = self.scores(x)
         cause = proba.argmax(axis=1)
-        rows = np.repeat(np.arange(len(texts)), np.diff(x.indptr))
-        # The features that are terms (words, word pairs): value x push for the text's cause
-        is_term = self.term_column[x.indices]
-        rows, columns = rows[is_term], x.indices[is_term]
-        of_text, terms = [rows], [self.ids[columns]]
-        weights = [x.data[is_term] * self.push[columns, cause[rows]]]
+        of_text, terms, weights = [], [], []
         words: dict[str, int] = {}  # words that are not a feature's term: numbered past them
-        for i, part in enumerate(self.terms):
-            if part.words is not None:  # its n-grams, credited to the words they came from
-                r, t, w = found[i].credit(self.push, cause, self, words)
-                of_text.append(r)
-                terms.append(t)
-                weights.append(w)
-        summed = sp.csr_matrix(  # duplicates (text, term) are summed
-            (np.concatenate(weights), (np.concatenate(of_text), np.concatenate(terms))),
-            shape=(len(texts), len(self.names) + len(words)),
+        for part in found.values():  # each term's weight in each text
+            r, t, w = part.credit(self.push, cause, self, words)
+            of_text.append(r)
+            terms.append(t)
+            weights.append(w)
+        # (text, term) pairs summed, those that raised the cause ranked by text, largest first
+        keys, at = np.unique(
+            np.concatenate(of_text) * WIDE + np.concatenate(terms), return_inverse=True
         )
-        row = np.repeat(np.arange(len(texts)), np.diff(summed.indptr))
-        raised = summed.data > 0
-        row, term, total = row[raised], summed.indices[raised], summed.data[raised]
-        order = np.lexsort((-total, row))  # by text, the largest first
-        row, term, total = row[order], term[order], total[order]
+        total = np.bincount(at, weights=np.concatenate(weights), minlength=len(keys))
+        raised = total > 0
+        keys, total = keys[raised], total[raised]
+        row = keys // WIDE
+        order = np.lexsort((-total, row))
+        row, term, total = row[order], keys[order] % WIDE, total[order]
         kept = np.arange(len(row)) - np.searchsorted(row, row) < top
-        extra, columns = list(words), len(self.names)
+        row, term, total = row[kept], term[kept], total[kept]
+        named = len(self.names)
+        spelled = self.names[np.minimum(term, named - 1)]
+        spelled[term >= named] = np.asarray(list(words), dtype=object)[term[term >= named] - named]
         explained: list[list[tuple[str, float]]] = [[] for _ in texts]
-        for r, t, w in zip(
-            row[kept].tolist(), term[kept].tolist(), total[kept].tolist(), strict=True
+        for r, name, w in zip(
+            row.tolist(), spelled.tolist(), np.round(total, 4).tolist(), strict=True
         ):
-            name = self.names[t] if t < columns else extra[t - columns]
-            explained[r].append((str(name), round(w, 4)))
+            explained[r].append((name, w))
         return proba, explained
 
     def term(self, word: str, words: dict[str, int]) -> int:
@@ -201,7 +196,12 @@ def _build(pipeline: Any) -> Compiled | None:
 
     # float32: an explanation's weights are shown to 4 decimals; half the memory
     push = np.vstack([w * p for w, (_, _, p) in zip(weights, known, strict=True)], dtype=np.float32)
-    return Compiled(_terms(vectorizers), scores, push)
+    terms = _terms(vectorizers)
+    for part in terms:  # counted as the part it is alike, so explained as that part too
+        if part.same is not None:
+            first = terms[part.same]
+            push[first.start : first.end] += push[part.start : part.end]
+    return Compiled(terms, scores, push)
 
 
 def _member(pipeline: Any) -> tuple[list[TfidfVectorizer], Proba, np.ndarray] | None:
@@ -300,9 +300,8 @@ class _Terms:
             self.columns: Callable[[str], Iterable[int | None]] = lambda text: (
                 itertools.chain.from_iterable(map(word, preprocess(text).split()))
             )
-            self.words: Callable[[str], list[tuple[str, tuple[int, ...]]]] | None = lambda text: [
-                (w, word(w)) for w in preprocess(text).split()
-            ]
+            self.words: Callable[[str], list[str]] | None = lambda text: preprocess(text).split()
+            self.word = word
         else:
             whole = copy.copy(v)
             whole.preprocessor = preprocess
@@ -338,11 +337,20 @@ class _Terms:
         from each word's remembered n-grams; and where each n-gram came from."""
         assert self.words is not None
         per_text = [self.words(text) for text in texts]
-        flat = list(itertools.chain.from_iterable(per_text))
+        numbered: dict[str, int] = {}  # each word of the batch once, numbered in order
+        occurrences = np.fromiter(  # the words in order, by number
+            (
+                numbered.setdefault(w, len(numbered))
+                for w in itertools.chain.from_iterable(per_text)
+            ),
+            dtype=np.int64,
+        )
+        found = [self.word(w) for w in numbered]  # each one's n-grams' columns
+        per_slot = list(map(found.__getitem__, occurrences.tolist()))
+        sizes = np.fromiter(map(len, per_slot), dtype=np.int64, count=len(per_slot))
         slot_rows = np.repeat(np.arange(len(texts)), [len(p) for p in per_text])
-        sizes = np.fromiter((len(c) for _, c in flat), dtype=np.int64, count=len(flat))
-        slots = np.repeat(np.arange(len(flat)), sizes)
-        grams = np.fromiter(itertools.chain.from_iterable(c for _, c in flat), dtype=np.int64)
+        slots = np.repeat(np.arange(len(per_slot)), sizes)  # each n-gram occurrence's word
+        grams = np.fromiter(itertools.chain.from_iterable(per_slot), dtype=np.int64)
         keys, at, counts = np.unique(
             slot_rows[slots] * WIDE + grams, return_inverse=True, return_counts=True
         )
@@ -355,16 +363,40 @@ class _Terms:
         if self.l2:
             data /= np.sqrt(np.bincount(rows, weights=data * data, minlength=len(texts)))[rows]
         cols += self.start
-        return rows, cols, data, _Occurrences(flat, slot_rows, slots, at, counts, rows, cols, data)
+        return (
+            rows,
+            cols,
+            data,
+            _Occurrences(
+                list(numbered), occurrences, slot_rows, slots, at, counts, rows, cols, data
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """A word part's features of a batch: text, column, value."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    data: np.ndarray
+
+    def credit(
+        self, push: np.ndarray, cause: np.ndarray, compiled: Compiled, words: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each entry's weight (value x push[column, its text's cause]): its text, term and
+        weight."""
+        return self.rows, compiled.ids[self.cols], self.data * push[self.cols, cause[self.rows]]
 
 
 @dataclass(frozen=True)
 class _Occurrences:
-    """Where a batch's character n-grams came from: its words in order (`flat`: the word
-    and its n-grams' columns), each word's text, each n-gram occurrence's word, and its
+    """Where a batch's character n-grams came from: its words (each once), the batch's words
+    in order (by number, and each one's text), each n-gram occurrence's word, and its
     (text, n-gram) entry in the batch's features with that entry's count."""
 
-    flat: list[tuple[str, tuple[int, ...]]]
+    words: list[str]
+    occurrences: np.ndarray
     slot_rows: np.ndarray
     slots: np.ndarray
     at: np.ndarray
@@ -379,15 +411,12 @@ class _Occurrences:
         """Each entry's contribution (value x push[column, its text's cause]) shared between
         the occurrences of its n-gram, summed by word: the text, term and weight of every
         word of every text."""
-        contribution = self.data * push[self.cols, cause[self.rows]]
-        share = contribution[self.at] / self.counts[self.at]
-        per_word = np.bincount(self.slots, weights=share, minlength=len(self.flat))
-        occurrences = [w for w, _ in self.flat]
-        term = {w: compiled.term(w, words) for w in set(occurrences)}  # each word once
-        terms = np.fromiter(
-            map(term.__getitem__, occurrences), dtype=np.int64, count=len(self.flat)
+        share = self.data / self.counts * push[self.cols, cause[self.rows]]
+        per_word = np.bincount(self.slots, weights=share[self.at], minlength=len(self.slot_rows))
+        term = np.fromiter(  # each word's term, looked up once
+            (compiled.term(w, words) for w in self.words), dtype=np.int64, count=len(self.words)
         )
-        return self.slot_rows, terms, per_word
+        return self.slot_rows, term[self.occurrences], per_word
 
 
 def _same(text: str) -> str:
@@ -429,10 +458,12 @@ def _features(terms: list[_Terms], texts: Sequence[str]) -> sp.csr_matrix:
 
 def _batch(
     terms: list[_Terms], texts: Sequence[str], blocks: bool = True
-) -> tuple[sp.csr_matrix, dict[int, _Occurrences]]:
+) -> tuple[sp.csr_matrix, dict[int, _Occurrences | _Entries]]:
     """The FeatureUnion's transform: every vectoriser's part side by side, one matrix; and,
     with `blocks`, each character part's n-grams counted for the whole batch at once, and
-    where they came from (by the part's index)."""
+    what an explanation needs of each part (by its index; none for a part counted as
+    another alike): a word part's entries, a character part's n-grams and where they came
+    from."""
     width = terms[-1].end
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
@@ -452,7 +483,7 @@ def _batch(
             indptr.append(indptr[-1] + sum(len(c) for c in cols[-len(terms) :]))
         shape = (len(texts), width)
         return sp.csr_matrix((np.concatenate(data), np.concatenate(cols), indptr), shape), {}
-    found: dict[int, _Occurrences] = {}
+    found: dict[int, _Occurrences | _Entries] = {}
     for i, part in enumerate(terms):
         if part.same is not None:
             rows.append(rows[part.same])
@@ -463,13 +494,19 @@ def _batch(
             rows.append(np.repeat(np.arange(len(texts)), [len(c) for c, _ in per_text]))
             cols.append(np.concatenate([c for c, _ in per_text]))
             data.append(np.concatenate([d for _, d in per_text]))
+            found[i] = _Entries(rows[-1], cols[-1], data[-1])
         else:
             r, c, d, found[i] = part.block(texts)
             rows.append(r)
             cols.append(c)
             data.append(d)
+    # By text (each part's entries are by text already): no duplicates to sum, so the rows
+    # are put together directly (scipy's way from triples sums duplicates, and costs more)
+    of_text = np.concatenate(rows)
+    order = np.argsort(of_text, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(np.bincount(of_text, minlength=len(texts)))))
     x = sp.csr_matrix(
-        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+        (np.concatenate(data)[order], np.concatenate(cols)[order], starts),
         shape=(len(texts), width),
     )
     return x, found

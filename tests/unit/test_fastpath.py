@@ -112,3 +112,16 @@ def test_explanations_name_terms_of_the_text_that_favour_the_predicted_cause(kin
             less = re.sub(rf"(?<!\S){re.escape(part)}(?!\S)|\b{re.escape(part)}\b", " ", less)
         lowered += compiled([less])[0][cause] < p[cause]
     assert lowered >= 0.8 * len(texts)
+
+
+@pytest.mark.parametrize("kind", ACCEPTED)
+def test_a_text_is_explained_alike_alone_and_in_a_batch(kind: str) -> None:
+    """Terms are numbered per batch: a text's explanation must not depend on its batch."""
+    compiled = fastpath.compile(ACCEPTED[kind])
+    assert compiled is not None
+    texts = TEXTS[:20]
+    _, together = compiled.explain(texts)
+    for text, batched in zip(texts, together, strict=True):
+        (alone,) = compiled.explain([text])[1]
+        assert [t for t, _ in alone] == [t for t, _ in batched], text
+        np.testing.assert_allclose([w for _, w in alone], [w for _, w in batched], atol=2e-4)
