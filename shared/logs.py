@@ -52,7 +52,8 @@ def hide_ticket_texts(texts: Iterable[str | None]) -> None:
     for text in texts:
         if not text:
             continue
-        for form in (text, clean(text), normalize(text)):
+        cleaned = clean(text)  # as the model sees it: its normal form is remembered
+        for form in (text, cleaned, normalize(cleaned)):
             forms.add(form)
             forms.add(jsonlib.dumps(form)[1:-1])  # as it appears inside JSON or a repr
             forms.add(repr(form)[1:-1])

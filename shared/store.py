@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 from postgrest.exceptions import APIError
 from psycopg import errors, sql
 from psycopg.rows import TupleRow
@@ -234,7 +235,9 @@ def function_call(
         sql.Identifier(schema, function),
         sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args),
     )
-    return query, [Jsonb(v) if isinstance(v, list | dict) else v for v in args.values()]
+    return query, [
+        Jsonb(v, dumps=orjson.dumps) if isinstance(v, list | dict) else v for v in args.values()
+    ]
 
 
 def as_json(items: Sequence[Result] | Sequence[Failure]) -> list[dict[str, Any]]:

@@ -11,12 +11,14 @@ for itself (the training data set's snapshot) and what it logs are masked the sa
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
 # Features of the first 20,000 characters decide the cause; a 1 MB paste of a log file
 # would only cost time and memory.
 MAX_TEXT_CHARS = 20_000
+NORMALIZED_REMEMBERED = 1_024  # texts whose normal form is remembered: a worker's batch
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 
@@ -67,6 +69,13 @@ def masked(text: str | None) -> str:
 
 def normalize(text: str) -> str:
     """Cleaned, masked, NFC, case-folded, accents folded: the form the features see."""
+    return _normalized(text)
+
+
+@functools.lru_cache(maxsize=NORMALIZED_REMEMBERED)
+def _normalized(text: str) -> str:
+    # Remembered: a worker normalises a batch's texts to hide them from its logs, then its
+    # model normalises them again (normalize stays a plain function: model files name it).
     decomposed = unicodedata.normalize("NFD", masked(text).casefold())
     folded = NOT_ASCII.sub(_uncombined, decomposed)  # ASCII holds no combining mark
     return unicodedata.normalize("NFC", folded)
