@@ -5,7 +5,8 @@ Loads N pending tickets into a benchmark database on the embedded services, star
 (2 processes) with a model, enqueues the backlog as beat would, and times until every ticket
 is final. Then the same model alone: 2 processes, no database, no broker, predicting (with
 explanations, as the worker does unless CAUSA_EXPLAIN=false) the same texts in batches of
-CAUSA_BATCH_SIZE; the ratio of the two is the machinery's share of the cost. Then the naive
+CAUSA_BATCH_SIZE; the ratio of the two is the share of the model's speed that causa keeps
+end to end. Both, in turn, `--rounds` times (medians; the shares' range). Then the naive
 approach (one Celery task and one UPDATE per ticket, 2 processes) on the first tickets.
 
 The first row is the bootstrap model on demo data (made once under CAUSA_HOME/bench-models);
@@ -17,10 +18,12 @@ The first row is the bootstrap model on demo data (made once under CAUSA_HOME/be
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -95,10 +98,12 @@ def main() -> None:
     )
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--models", type=Path, help="also measure the model in this directory")
+    p.add_argument("--rounds", type=int, default=3, help="end to end and alone, in turn")
     args = p.parse_args()
     base = load_settings()
     home = base.home
-    rows, summary = [], []
+    rows: list[tuple[str, str]] = []
+    summary: list[dict[str, Any]] = []
     with common.environment(home, args.database_url, args.redis_url) as (settings, env):
         apart = base.model_copy(update={"models_dir": home / "bench-models"})
         first, info = common.model_dir(apart, home)
@@ -118,18 +123,24 @@ def main() -> None:
                     file=sys.stderr,
                 )
                 env["CAUSA_MODELS_DIR"] = str(models)
-                rate = common.end_to_end(
-                    conn, settings, env, home / "bench-logs", args.tickets, args.concurrency
-                )
-                alone = model_alone(models, args.tickets, args.concurrency, env)
+                rounds = []  # end to end, then the model alone, in turn: the machine's
+                for _ in range(args.rounds):  # ups and downs fall on both
+                    rate = common.end_to_end(
+                        conn, settings, env, home / "bench-logs", args.tickets, args.concurrency
+                    )
+                    rounds.append((rate, model_alone(models, args.tickets, args.concurrency, env)))
+                shares = sorted(rate / alone for rate, alone in rounds)
                 summary.append(
                     {
                         "model": model.version,
                         "kind": name,
                         "n_train": model.n_train,
-                        "tickets_per_s": round(rate, 1),
-                        "model_alone_tickets_per_s": round(alone, 1),
-                        "share_of_model_alone": round(rate / alone, 3),
+                        "tickets_per_s": round(statistics.median(r for r, _ in rounds), 1),
+                        "model_alone_tickets_per_s": round(
+                            statistics.median(a for _, a in rounds), 1
+                        ),
+                        "share_of_model_alone": round(statistics.median(shares), 3),
+                        "share_range": [round(shares[0], 3), round(shares[-1], 3)],
                     }
                 )
             env["CAUSA_MODELS_DIR"] = str(first)
@@ -163,7 +174,8 @@ def main() -> None:
                 f"{row['kind']} model {row['model']} ({row['n_train']:,} labels)",
                 f"{row['tickets_per_s']:,.0f} tickets/s end to end; model alone"
                 f" {row['model_alone_tickets_per_s']:,.0f}; share"
-                f" {row['share_of_model_alone']:.2f}; {row['times_naive']:.0f}x naive",
+                f" {row['share_of_model_alone']:.2f} ({row['share_range'][0]:.2f}-"
+                f"{row['share_range'][1]:.2f}); {row['times_naive']:.0f}x naive",
             )
         )
     rows += [

@@ -21,7 +21,8 @@ def predict(
     """Per text: the cause, its confidence, the verdict causa would give (with the threshold
     that decided it), the next causes, every cause's probability, and with `explain` the
     explanation (the terms that raised the cause most, with their weights; None when not
-    asked for or for a model that is not explained: it costs about as much as predicting)."""
+    asked for or for a model that is not explained: for a single text it costs some half
+    of predicting it)."""
     proba, explained = predictions(model, [clean(t) for t in texts], explain)
     out = []
     for i, row in enumerate(proba):
