@@ -22,7 +22,8 @@ NORMALIZED_REMEMBERED = 1_024  # texts whose normal form is remembered: a worker
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 
-# Personal data, tried in this order at each place: e-mail addresses; IPv4 (each part 0-255)
+# Personal data, tried in this order at each place (after UUIDs, kept whole: a task id whose
+# first groups are all digits is not a phone number): e-mail addresses; IPv4 (each part 0-255)
 # and IPv6 addresses (also MAC addresses); card-like numbers (13 to 19 digits, single spaces
 # or dashes between them); phone numbers (9 to 15 digits, an optional +, spaces, dots, dashes
 # and parentheses between them). Shorter numbers (error codes, years, dates of 8 digits) are
@@ -30,7 +31,8 @@ NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 PERSONAL = re.compile(
     rf"""
-     (?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)
+     (?P<uuid>(?<![\w-])[0-9a-f]{{8}}(?:-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}}(?![\w-]))
+    |(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)
     |(?P<ip>(?<![\w.]){OCTET}(?:\.{OCTET}){{3}}(?!\.?\w)
         |(?<![\w:])(?=[0-9a-f:]*[0-9a-f])(?:[0-9a-f]{{0,4}}:){{3,7}}[0-9a-f]{{0,4}}(?![\w:]))
     |(?P<card>(?<!\w)\d(?:[ -]?\d){{12,18}}(?!\w))
@@ -59,7 +61,7 @@ def mask(text: str) -> str:
 
 
 def _placeholder(match: re.Match[str]) -> str:
-    return f"[{match.lastgroup}]"
+    return match.group() if match.lastgroup == "uuid" else f"[{match.lastgroup}]"
 
 
 def masked(text: str | None) -> str:

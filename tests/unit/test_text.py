@@ -45,6 +45,10 @@ def test_any_string_normalizes_to_valid_utf8(text: str) -> None:
         ("tarjeta 4111 1111 1111 1111 o 4111-1111-1111-1111", "tarjeta [card] o [card]"),
         ("llámame al +34 612 345 678 o al (555) 123-4567", "llámame al [phone] o al [phone]"),
         ("móvil 612345678", "móvil [phone]"),
+        (
+            "id 12345678-9012-3456-7890-123456789012, tel 612345678",
+            "id 12345678-9012-3456-7890-123456789012, tel [phone]",
+        ),
     ],
 )
 def test_personal_data_is_masked(text: str, expected: str) -> None:
@@ -60,6 +64,7 @@ def test_personal_data_is_masked(text: str, expected: str) -> None:
         "versión 1.2 del cliente, puerto 8080, 3 equipos",
         "ticket INC000123456789",
         "999.1.1.1 no es una dirección",
+        "task 12345678-9012-3456-7890-123456789012 retried",  # a UUID of digits: an id
     ],
 )
 def test_what_is_not_personal_data_is_left_alone(text: str) -> None:
