@@ -297,10 +297,13 @@ class _Terms:
             def word(w: str) -> tuple[int, ...]:
                 return tuple(i for i in map(vocabulary.get, analyze_word(w)) if i is not None)
 
+            def words(text: str) -> list[str]:
+                return preprocess(text).split()
+
             self.columns: Callable[[str], Iterable[int | None]] = lambda text: (
-                itertools.chain.from_iterable(map(word, preprocess(text).split()))
+                itertools.chain.from_iterable(map(word, words(text)))
             )
-            self.words: Callable[[str], list[str]] | None = lambda text: preprocess(text).split()
+            self.words: Callable[[str], list[str]] | None = words
             self.word = word
         else:
             whole = copy.copy(v)
