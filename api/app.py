@@ -1,5 +1,6 @@
 """The causa HTTP API (`causa serve`): predictions, the review queue, the model, admin tasks and
-status under /v1; /healthz, /readyz and /metrics without a key. Each route is a thin adapter
+status under /v1; /healthz, /readyz and /metrics without a key; the review desk's pages under /
+(api/web). Each route is a thin adapter
 around one flow, on the same runtime a worker builds (store, hot-swapped model, queue)."""
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import metrics
 from api.errors import NOT_FOUND, RESPONSES, ApiError, install, response, responses
 from api.guard import Guard, public, require
+from api.web import pages
 from flows import admin, predict, status
 from flows.classify import classify_batch
 from flows.keys import Key
@@ -589,6 +591,7 @@ def create_app(rt: Runtime | None = None, settings: Settings | None = None) -> F
         else:
             app.state.runtime = rt
         app.state.guard = Guard(settings, app.state.runtime.store)
+        app.state.signer = pages.signer_for(app.state.runtime)
         app.state.serving = Serving()
         # Loaded now, once: not by the first requests, each in a thread of its own, all at once.
         app.state.runtime.models.get()
@@ -609,6 +612,7 @@ def create_app(rt: Runtime | None = None, settings: Settings | None = None) -> F
     app.add_middleware(metrics.Observe)
     app.include_router(v1)
     app.include_router(probes)
+    pages.install(app)
     _documented_limits(app, settings)
     return app
 

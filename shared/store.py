@@ -135,6 +135,20 @@ class DecisionStore(EventStore, Protocol):
     def recent(self, since: str, limit: int = 10_000) -> list[dict[str, Any]]: ...
 
 
+class AccuracyStore(EventStore, Protocol):
+    """What live accuracy and the threshold suggestion read: the model's decisions over a
+    window with the label a person gave each later (None: not reviewed), and what they store."""
+
+    def live_decisions(
+        self,
+        since: str,
+        until: str | None = None,
+        model_version: str | None = None,
+        after: dict[str, Any] | None = None,
+        limit: int = 10_000,
+    ) -> list[dict[str, Any]]: ...
+
+
 class AdminStore(EventStore, Protocol):
     """What the operator's flows change: decided or dead-lettered tickets back to the queue."""
 
@@ -173,6 +187,16 @@ class ReviewStore(Protocol):
     def label(self, number: str, cause: str, by: str) -> dict[str, bool]: ...
 
 
+class DeskStore(Protocol):
+    """What the review desk's dashboard reads."""
+
+    def dashboard(self, days: int) -> dict[str, Any]: ...
+
+    def event_history(
+        self, kinds: Sequence[str], since: str, limit: int = 1000
+    ) -> list[dict[str, Any]]: ...
+
+
 class KeyStore(Protocol):
     """The HTTP API's keys (only their hashes) and the record of the admin tasks it queued."""
 
@@ -202,11 +226,13 @@ class KeyStore(Protocol):
 class TicketStore(
     QueueStore,
     ReviewStore,
+    DeskStore,
     KeyStore,
     BacklogStore,
     LabelStore,
     ActivityStore,
     DecisionStore,
+    AccuracyStore,
     AdminStore,
     HistoryStore,
     RetentionStore,
@@ -384,6 +410,28 @@ class FunctionStore:
         out: list[dict[str, Any]] = self._call("causa_recent", {"p_since": since, "p_limit": limit})
         return out
 
+    def live_decisions(
+        self,
+        since: str,
+        until: str | None = None,
+        model_version: str | None = None,
+        after: dict[str, Any] | None = None,
+        limit: int = 10_000,
+    ) -> list[dict[str, Any]]:
+        """A page of the model's decisions from `since` to `until` (ISO times) and the label a
+        person gave each later, oldest first, after the cursor {at, id} (causa_live_decisions)."""
+        out: list[dict[str, Any]] = self._call(
+            "causa_live_decisions",
+            {
+                "p_since": since,
+                "p_until": until,
+                "p_model_version": model_version,
+                "p_after": after,
+                "p_limit": limit,
+            },
+        )
+        return out
+
     def retain(self, decision_days: int, event_days: int, batch: int) -> dict[str, int]:
         """One batch of retention: {decisions, events, requests} deleted."""
         out: dict[str, int] = self._call(
@@ -394,6 +442,20 @@ class FunctionStore:
 
     def record_event(self, kind: str, payload: dict[str, Any]) -> None:
         self._call("causa_record_event", {"p_kind": kind, "p_payload": payload})
+
+    def dashboard(self, days: int) -> dict[str, Any]:
+        """The last `days` days by hour: decisions by status, backlog, causes, confidence."""
+        out: dict[str, Any] = self._call("causa_dashboard", {"p_days": days})
+        return out
+
+    def event_history(
+        self, kinds: Sequence[str], since: str, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Events of these kinds since an ISO time, oldest first: [{kind, at, payload}]."""
+        out: list[dict[str, Any]] = self._call(
+            "causa_event_history", {"p_kinds": list(kinds), "p_since": since, "p_limit": limit}
+        )
+        return out
 
     def latest_events(self) -> dict[str, Any]:
         """{kind: {at, payload}}: the newest training decision, drift report, admin action."""

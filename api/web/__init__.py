@@ -1,0 +1,1 @@
+"""The review desk: pages, sessions, charts (api/web/pages.py)."""

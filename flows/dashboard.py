@@ -1,0 +1,89 @@
+"""What the review desk's dashboard shows, as series ready to draw: decisions per hour by
+verdict, the backlog, each cause's share by day, the model's confidence, drift over time, the
+model timeline and live accuracy. One read of the decisions (causa_dashboard) and one of the
+events; nothing here writes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from flows import accuracy
+from flows.runtime import Runtime
+from shared.contract import Event
+
+STATUSES = ("classified", "needs_review", "failed", "labelled")
+BINS = 20  # confidence histogram bins, as causa_dashboard counts them
+TIMELINE = (Event.TRAINING, Event.ROLLBACK, Event.THRESHOLDS)
+
+
+def _at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def hour_label(value: str) -> str:
+    return _at(value).strftime("%d %b %Hh")
+
+
+def day_label(value: str) -> str:
+    return _at(value).strftime("%d %b")
+
+
+def shape(raw: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+    """causa_dashboard's counts and the events as the dashboard's series (pure: tested)."""
+    hours = [b["hour"] for b in raw["backlog"]]
+    index = {_at(h): i for i, h in enumerate(hours)}
+    decisions = {s: [0] * len(hours) for s in STATUSES}
+    for row in raw["hourly"]:
+        i = index.get(_at(row["hour"]))
+        if i is not None and row["status"] in decisions:
+            decisions[row["status"]][i] += row["n"]
+    days = sorted({row["day"] for row in raw["causes"]}, key=_at)
+    day_index = {d: i for i, d in enumerate(days)}
+    causes: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
+    for row in raw["causes"]:
+        causes[row["cause"]][day_index[row["day"]]] += row["n"]
+    confidence = {s: [0] * BINS for s in ("classified", "needs_review")}
+    for row in raw["confidence"]:
+        confidence[row["status"]][row["bin"]] += row["n"]
+    drift = [
+        {
+            "at": e["at"],
+            "psi": e["payload"].get("psi"),
+            "unknown_words": (e["payload"].get("unknown_words") or {}).get("recent"),
+            "threshold": (e["payload"].get("rule") or {}).get("psi_above"),
+            "verdict": e["payload"].get("verdict"),
+        }
+        for e in events
+        if e["kind"] == Event.DRIFT
+    ]
+    timeline = [
+        {
+            "at": e["at"],
+            "kind": e["kind"],
+            "version": e["payload"].get("version"),
+            "decision": e["payload"].get("decision"),
+            "macro_f1": (e["payload"].get("challenger") or {}).get("macro_f1"),
+        }
+        for e in events
+        if e["kind"] in TIMELINE
+    ]
+    return {
+        "since": raw["since"],
+        "hours": hours,
+        "decisions": {s: v for s, v in decisions.items() if any(v)},
+        "backlog": [b["n"] for b in raw["backlog"]],
+        "days": days,
+        "causes": dict(sorted(causes.items(), key=lambda kv: -sum(kv[1]))),
+        "confidence": confidence,
+        "drift": drift,
+        "timeline": timeline,
+    }
+
+
+def gather(rt: Runtime, days: int) -> dict[str, Any]:
+    """The dashboard over the last `days` days, with live accuracy over its own window."""
+    raw = rt.store.dashboard(days)
+    events = rt.store.event_history([Event.DRIFT, *TIMELINE], raw["since"])
+    return {**shape(raw, events), "accuracy": accuracy.live_accuracy(rt)}
