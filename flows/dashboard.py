@@ -58,17 +58,28 @@ def shape(raw: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
         for e in events
         if e["kind"] == Event.DRIFT
     ]
-    timeline = [
-        {
-            "at": e["at"],
-            "kind": e["kind"],
-            "version": e["payload"].get("version"),
-            "decision": e["payload"].get("decision"),
-            "macro_f1": (e["payload"].get("challenger") or {}).get("macro_f1"),
-        }
-        for e in events
-        if e["kind"] in TIMELINE
-    ]
+    timeline, f1_of, last = [], {}, None
+    for e in events:
+        if e["kind"] not in TIMELINE:
+            continue
+        version = e["payload"].get("version")
+        f1 = (e["payload"].get("challenger") or {}).get("macro_f1")
+        if e["kind"] == Event.TRAINING and e["payload"].get("decision") != "promote":
+            version = None  # a rejected challenger never served
+        elif f1 is not None and version:
+            f1_of[version] = f1
+        # a rollback or a thresholds revision puts a known model (back) in service
+        f1 = f1 if f1 is not None else f1_of.get(version, last)
+        last = f1 if version else last
+        timeline.append(
+            {
+                "at": e["at"],
+                "kind": e["kind"],
+                "version": version,
+                "macro_f1": f1,
+                "label": version or f"{e['kind']}: not promoted",
+            }
+        )
     return {
         "since": raw["since"],
         "hours": hours,

@@ -2,10 +2,11 @@
 page's Content-Security-Policy forbids both), only elements with classes that
 static/causa.css colours.
 
-Readable without colour: every series also has its own fill pattern (bars) or dash and
-marker (lines), drawn in its legend swatch too, and every mark has a <title> that says what
-it is and its value, which browsers show on hover and screen readers read. Every mark carries
-`data-value`. Labels are escaped (markupsafe): they may come from ticket data (cause names)."""
+Readable without colour: every series also has its own fill pattern (bars, defined in the
+chart's <defs>) or dash (lines), drawn in its legend swatch too, and every mark has a <title>
+that says what it is and its value, which browsers show on hover and screen readers read.
+Every mark carries `data-value`. All text and attributes go through `el`, which escapes them
+(cause names come from people)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,33 @@ from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 14, 44
-SERIES = 8  # classes s0..s7, each a colour and a pattern in causa.css
+SERIES = 8  # classes s0..s7, each a colour in causa.css, and a pattern below
+# The pattern over each series' colour: none, diagonal, dots, cross, horizontal, vertical,
+# back-diagonal, grid.
+PATTERNS = (
+    "",
+    "M-1,1 l2,-2 M0,6 l6,-6 M5,7 l2,-2",
+    "M2,2 h1.5 v1.5 h-1.5 z",
+    "M0,0 l6,6 M6,0 l-6,6",
+    "M0,3 h6",
+    "M3,0 v6",
+    "M-1,5 l2,2 M0,0 l6,6 M5,-1 l2,2",
+    "M0,3 h6 M3,0 v6",
+)
+
+
+def el(tag: str, *children: str, **attrs: object) -> str:
+    """One element: attributes escaped (`class_` is class, `data_value` is data-value, floats
+    to one decimal), children as given (escape text with `escape` or pass other elements)."""
+
+    def shown(v: object) -> str:
+        return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+    names = " ".join(
+        f'{k.rstrip("_").replace("_", "-")}="{escape(shown(v))}"' for k, v in attrs.items()
+    )
+    opening = f"<{tag} {names}" if names else f"<{tag}"
+    return f"{opening}>{''.join(children)}</{tag}>" if children else f"{opening}/>"
 
 
 @dataclass(frozen=True)
@@ -38,97 +65,118 @@ class Frame:
     def y(self, value: float) -> float:
         return TOP + self.plot_h * (1 - (value / self.top if self.top else 0))
 
+    def x(self, i: int, n: int) -> float:
+        """The middle of slot i of n along the x axis."""
+        return LEFT + self.plot_w * (i + 0.5) / max(n, 1)
+
 
 def _nice(value: float) -> float:
     """A round top for the y axis at or above `value`."""
     if value <= 0:
         return 1.0
     step = 10 ** len(str(int(value))) / 10 if value >= 1 else 0.1
-    for m in (1, 2, 2.5, 5, 10):
-        if m * step >= value:
-            return m * step
-    return 10 * step
+    return next(m * step for m in (1, 2, 2.5, 5, 10) if m * step >= value)
 
 
 def _fmt(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 10 or value == int(value) else f"{value:.2f}"
 
 
-# The pattern over each series' colour (bars and swatches): none, diagonal, dots, cross,
-# horizontal, vertical, back-diagonal, grid.
-PATTERNS = (
-    "",
-    "M-1,1 l2,-2 M0,6 l6,-6 M5,7 l2,-2",
-    "M2,2 h1.5 v1.5 h-1.5 z",
-    "M0,0 l6,6 M6,0 l-6,6",
-    "M0,3 h6",
-    "M3,0 v6",
-    "M-1,5 l2,2 M0,0 l6,6 M5,-1 l2,2",
-    "M0,3 h6 M3,0 v6",
-)
-
-
-def _open(chart_id: str, title: str, frame: Frame, series: int = 0) -> list[str]:
-    cid = escape(chart_id)
-    out = [
-        f'<svg id="{cid}" class="chart" role="img" viewBox="0 0 {frame.width} {frame.height}"'
-        f' xmlns="http://www.w3.org/2000/svg" aria-labelledby="{cid}-t">',
-        f'<title id="{cid}-t">{escape(title)}</title>',
+def _svg(chart_id: str, title: str, frame: Frame, body: list[str], series: int = 0) -> Markup:
+    """The chart: its title, the patterns of `series` series, then `body`."""
+    defs = [
+        el(
+            "pattern",
+            el("rect", class_=f"s{k}", width=6, height=6),
+            *([el("path", class_="hatch", d=PATTERNS[k])] if PATTERNS[k] else []),
+            id=f"{chart_id}-p{k}",
+            patternUnits="userSpaceOnUse",
+            width=6,
+            height=6,
+        )
+        for k in range(min(series, SERIES))
     ]
-    if series:
-        out.append("<defs>")
-        for k in range(min(series, SERIES)):
-            out.append(
-                f'<pattern id="{cid}-p{k}" patternUnits="userSpaceOnUse" width="6" height="6">'
-                f'<rect class="s{k}" width="6" height="6"/>'
-                + (f'<path class="hatch" d="{PATTERNS[k]}"/>' if PATTERNS[k] else "")
-                + "</pattern>"
-            )
-        out.append("</defs>")
-    return out
+    # every text and attribute went through `el`, which escapes them
+    return Markup(  # noqa: S704
+        el(
+            "svg",
+            el("title", escape(title), id=f"{chart_id}-t"),
+            *([el("defs", *defs)] if defs else []),
+            *body,
+            id=chart_id,
+            class_="chart",
+            role="img",
+            viewBox=f"0 0 {frame.width} {frame.height}",
+            xmlns="http://www.w3.org/2000/svg",
+            aria_labelledby=f"{chart_id}-t",
+        )
+    )
 
 
 def _fill(chart_id: str, k: int) -> str:
-    return f'fill="url(#{escape(chart_id)}-p{k % SERIES})"'
+    return f"url(#{chart_id}-p{k % SERIES})"
 
 
 def _axes(frame: Frame, labels: Sequence[str], percent: bool = False) -> list[str]:
-    out = [
-        f'<line class="axis" x1="{LEFT}" y1="{TOP + frame.plot_h}" x2="{LEFT + frame.plot_w}"'
-        f' y2="{TOP + frame.plot_h}"/>'
-    ]
+    bottom = TOP + frame.plot_h
+    out = [el("line", class_="axis", x1=LEFT, y1=bottom, x2=LEFT + frame.plot_w, y2=bottom)]
     for i in range(5):
         value = frame.top * i / 4
         y = frame.y(value)
-        out.append(f'<line class="grid" x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + frame.plot_w}" y2="{y:.1f}"/>')
+        out.append(el("line", class_="grid", x1=LEFT, y1=y, x2=LEFT + frame.plot_w, y2=y))
         text = f"{value * 100:.0f}%" if percent else _fmt(value)
-        out.append(f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{text}</text>')
-    n = max(len(labels), 1)
-    every = max(1, n // 8)  # at most some 8 labels along the bottom
+        out.append(el("text", text, class_="tick", x=LEFT - 6, y=y + 4, text_anchor="end"))
+    every = max(1, len(labels) // 8)  # at most some 8 labels along the bottom
     for i, label in enumerate(labels):
         if i % every == 0:
-            x = LEFT + frame.plot_w * (i + 0.5) / n
+            x = frame.x(i, len(labels))
             out.append(
-                f'<text class="tick" x="{x:.1f}" y="{TOP + frame.plot_h + 16}"'
-                f' text-anchor="middle">{escape(label)}</text>'
+                el("text", escape(label), class_="tick", x=x, y=bottom + 16, text_anchor="middle")
             )
     return out
 
 
-def _legend(names: Sequence[str], frame: Frame, line: bool = False, chart_id: str = "") -> list[str]:
-    out, x = [], LEFT
-    y = frame.height - 10
+def _legend(names: Sequence[str], frame: Frame, chart_id: str, line: bool = False) -> list[str]:
+    out, x, y = [], LEFT, frame.height - 10
     for i, name in enumerate(names):
-        cls = f"s{i % SERIES}"
         if line:
-            out.append(f'<line class="line {cls}" x1="{x}" y1="{y - 4}" x2="{x + 18}" y2="{y - 4}"/>')
+            out.append(
+                el("line", class_=f"line s{i % SERIES}", x1=x, y1=y - 4, x2=x + 18, y2=y - 4)
+            )
         else:
             out.append(
-                f'<rect class="swatch" {_fill(chart_id, i)} x="{x}" y="{y - 10}" width="18" height="10"/>'
+                el(
+                    "rect",
+                    class_="swatch",
+                    fill=_fill(chart_id, i),
+                    x=x,
+                    y=y - 10,
+                    width=18,
+                    height=10,
+                )
             )
-        out.append(f'<text class="legend" x="{x + 22}" y="{y}">{escape(name)}</text>')
+        out.append(el("text", escape(name), class_="legend", x=x + 22, y=y))
         x += 30 + 7 * len(name)
     return out
+
+
+def _rule(
+    cls: str, x1: float, y1: float, x2: float, y2: float, value: float, label: str
+) -> list[str]:
+    """A marked line (a threshold, a target) with its label."""
+    return [
+        el(
+            "line",
+            el("title", escape(label)),
+            class_=cls,
+            x1=x1,
+            y1=y1,
+            x2=x2,
+            y2=y2,
+            data_value=value,
+        ),
+        el("text", escape(label), class_="marker-label", x=x2 - 4, y=y1 - 4, text_anchor="end"),
+    ]
 
 
 def stacked_bars(
@@ -138,7 +186,6 @@ def stacked_bars(
     series: Mapping[str, Sequence[float]],
     *,
     percent: bool = False,
-    unit: str = "",
     marker: float | None = None,
     marker_label: str = "",
 ) -> Markup:
@@ -148,9 +195,8 @@ def stacked_bars(
     names = list(series)
     totals = [sum(series[s][i] for s in names) for i in range(len(labels))]
     frame = Frame(1.0 if percent else _nice(max(totals, default=0)))
-    out = _open(chart_id, title, frame, len(names)) + _axes(frame, labels, percent)
-    n = max(len(labels), 1)
-    slot = frame.plot_w / n
+    body = _axes(frame, labels, percent)
+    slot = frame.plot_w / max(len(labels), 1)
     for i, label in enumerate(labels):
         base = 0.0
         for k, name in enumerate(names):
@@ -161,22 +207,25 @@ def stacked_bars(
             y0, y1 = frame.y(base), frame.y(base + share)
             base += share
             shown = f"{share * 100:.1f}% ({_fmt(value)})" if percent else _fmt(value)
-            out.append(
-                f'<rect class="bar" {_fill(chart_id, k)} x="{LEFT + slot * i + slot * 0.1:.1f}"'
-                f' y="{y1:.1f}" width="{slot * 0.8:.1f}" height="{max(y0 - y1, 0.5):.1f}"'
-                f' data-series="{escape(name)}" data-value="{value:g}">'
-                f"<title>{escape(label)} · {escape(name)}: {shown}{escape(unit)}</title></rect>"
+            body.append(
+                el(
+                    "rect",
+                    el("title", escape(f"{label} · {name}: {shown}")),
+                    class_="bar",
+                    fill=_fill(chart_id, k),
+                    x=LEFT + slot * (i + 0.1),
+                    y=y1,
+                    width=slot * 0.8,
+                    height=max(y0 - y1, 0.5),
+                    data_series=name,
+                    data_value=f"{value:g}",
+                )
             )
     if marker is not None:
         x = LEFT + frame.plot_w * marker
-        out.append(
-            f'<line class="marker" x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + frame.plot_h}"'
-            f' data-value="{marker:g}"><title>{escape(marker_label)}</title></line>'
-        )
-        out.append(f'<text class="marker-label" x="{x + 4:.1f}" y="{TOP + 10}">{escape(marker_label)}</text>')
-    out += _legend(names, frame, chart_id=chart_id)
-    out.append("</svg>")
-    return Markup("".join(out))
+        body += _rule("marker", x, TOP + 12, x, TOP + frame.plot_h, marker, marker_label)
+    body += _legend(names, frame, chart_id)
+    return _svg(chart_id, title, frame, body, len(names))
 
 
 def lines(
@@ -187,44 +236,57 @@ def lines(
     *,
     threshold: float | None = None,
     threshold_label: str = "",
-    point_labels: Sequence[str] | None = None,
+    point_labels: Sequence[str | None] | None = None,
 ) -> Markup:
     """One line per series along `labels` (None: no point there), with a marker at each
-    point; `threshold`: a horizontal line at that value."""
+    point (and `point_labels[i]` above point i when given); `threshold`: a horizontal line."""
     names = list(series)
     values = [v for s in names for v in series[s] if v is not None]
     frame = Frame(_nice(max([*values, threshold or 0], default=0)))
-    out = _open(chart_id, title, frame) + _axes(frame, labels)
-    n = max(len(labels), 1)
+    body = _axes(frame, labels)
     for k, name in enumerate(names):
         cls = f"s{k % SERIES}"
         points = [
-            (LEFT + frame.plot_w * (i + 0.5) / n, frame.y(v), v, labels[i])
+            (i, frame.x(i, len(labels)), frame.y(v), v)
             for i, v in enumerate(series[name])
             if v is not None
         ]
         if len(points) > 1:
-            path = " ".join(f"{'M' if j == 0 else 'L'}{x:.1f},{y:.1f}" for j, (x, y, _, _) in enumerate(points))
-            out.append(f'<path class="line {cls}" d="{path}"/>')
-        for j, (x, y, v, label) in enumerate(points):
-            note = f" · {point_labels[j]}" if point_labels and j < len(point_labels) else ""
-            out.append(
-                f'<circle class="point {cls}" cx="{x:.1f}" cy="{y:.1f}" r="3.5"'
-                f' data-series="{escape(name)}" data-value="{v:g}">'
-                f"<title>{escape(label)} · {escape(name)}: {_fmt(v)}{escape(note)}</title></circle>"
+            path = " ".join(
+                f"{'L' if j else 'M'}{x:.1f},{y:.1f}" for j, (_, x, y, _) in enumerate(points)
             )
-            if point_labels and j < len(point_labels):
-                out.append(f'<text class="point-label" x="{x:.1f}" y="{y - 8:.1f}" text-anchor="middle">{escape(point_labels[j])}</text>')
+            body.append(el("path", class_=f"line {cls}", d=path))
+        for i, x, y, v in points:
+            note = point_labels[i] if point_labels else None
+            what = f"{labels[i]} · {name}: {_fmt(v)}" + (f" · {note}" if note else "")
+            body.append(
+                el(
+                    "circle",
+                    el("title", escape(what)),
+                    class_=f"point {cls}",
+                    cx=x,
+                    cy=y,
+                    r=3.5,
+                    data_series=name,
+                    data_value=f"{v:g}",
+                )
+            )
+            if note:
+                body.append(
+                    el(
+                        "text",
+                        escape(note),
+                        class_="point-label",
+                        x=x,
+                        y=y - 8,
+                        text_anchor="middle",
+                    )
+                )
     if threshold is not None:
         y = frame.y(threshold)
-        out.append(
-            f'<line class="threshold" x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + frame.plot_w}" y2="{y:.1f}"'
-            f' data-value="{threshold:g}"><title>{escape(threshold_label)}</title></line>'
-        )
-        out.append(f'<text class="marker-label" x="{LEFT + frame.plot_w - 4}" y="{y - 4:.1f}" text-anchor="end">{escape(threshold_label)}</text>')
-    out += _legend(names, frame, line=True)
-    out.append("</svg>")
-    return Markup("".join(out))
+        body += _rule("threshold", LEFT, y, LEFT + frame.plot_w, y, threshold, threshold_label)
+    body += _legend(names, frame, chart_id, line=True)
+    return _svg(chart_id, title, frame, body)
 
 
 @dataclass(frozen=True)
@@ -241,36 +303,66 @@ class Meter:
 def meters(chart_id: str, title: str, rows: Sequence[Meter]) -> Markup:
     """Horizontal bars from 0 to 100 %, one per row, each with its target as a tick
     (line.target) and a note; a row below its target says so in words, not only in colour."""
-    row_h = 26
+    row_h, label_w = 26, 150
     frame = Frame(1.0, height=TOP + row_h * max(len(rows), 1) + 30)
-    label_w = 150
     plot_w = frame.width - label_w - 220
-    out = _open(chart_id, title, frame)
+    body = []
     for i, row in enumerate(rows):
         y = TOP + row_h * i
-        out.append(f'<text class="legend" x="{label_w - 8}" y="{y + 15}" text-anchor="end">{escape(row.label)}</text>')
-        out.append(f'<rect class="track" x="{label_w}" y="{y + 4}" width="{plot_w}" height="14"/>')
+        body.append(
+            el(
+                "text",
+                escape(row.label),
+                class_="legend",
+                x=label_w - 8,
+                y=y + 15,
+                text_anchor="end",
+            )
+        )
+        body.append(el("rect", class_="track", x=label_w, y=y + 4, width=plot_w, height=14))
         if row.value is not None:
-            cls = "bar alarm" if row.alarm else "bar meter"
-            out.append(
-                f'<rect class="{cls}" x="{label_w}" y="{y + 4}" width="{plot_w * row.value:.1f}"'
-                f' height="14" data-series="{escape(row.label)}" data-value="{row.value:g}">'
-                f"<title>{escape(row.label)}: {row.value * 100:.1f}% · {escape(row.note)}</title></rect>"
+            body.append(
+                el(
+                    "rect",
+                    el("title", escape(f"{row.label}: {row.value * 100:.1f}% · {row.note}")),
+                    class_="bar alarm" if row.alarm else "bar meter",
+                    x=label_w,
+                    y=y + 4,
+                    width=plot_w * row.value,
+                    height=14,
+                    data_series=row.label,
+                    data_value=f"{row.value:g}",
+                )
             )
         if row.target is not None:
             x = label_w + plot_w * row.target
-            out.append(
-                f'<line class="target" x1="{x:.1f}" y1="{y + 1}" x2="{x:.1f}" y2="{y + 21}"'
-                f' data-value="{row.target:g}"><title>target {row.target * 100:.0f}%</title></line>'
+            target = el("title", escape(f"target {row.target * 100:.0f}%"))
+            body.append(
+                el(
+                    "line",
+                    target,
+                    class_="target",
+                    x1=x,
+                    y1=y + 1,
+                    x2=x,
+                    y2=y + 21,
+                    data_value=row.target,
+                )
             )
         shown = "no reviews" if row.value is None else f"{row.value * 100:.0f}%"
         flag = " ▼ below target" if row.alarm else ""
-        out.append(
-            f'<text class="note" x="{label_w + plot_w + 8}" y="{y + 15}">'
-            f"{escape(shown)} · {escape(row.note)}{escape(flag)}</text>"
+        body.append(
+            el(
+                "text",
+                escape(f"{shown} · {row.note}{flag}"),
+                class_="note",
+                x=label_w + plot_w + 8,
+                y=y + 15,
+            )
         )
     for i in range(5):
         x = label_w + plot_w * i / 4
-        out.append(f'<text class="tick" x="{x:.1f}" y="{frame.height - 10}" text-anchor="middle">{i * 25}%</text>')
-    out.append("</svg>")
-    return Markup("".join(out))
+        body.append(
+            el("text", f"{i * 25}%", class_="tick", x=x, y=frame.height - 10, text_anchor="middle")
+        )
+    return _svg(chart_id, title, frame, body)

@@ -26,6 +26,7 @@ from api.web.errors import PageError
 from api.web.session import Visitor
 from flows import admin, dashboard
 from flows.runtime import Runtime
+from shared.contract import Event
 from training import registry
 
 log = structlog.get_logger("causa.web")
@@ -59,7 +60,10 @@ def render(
     request: Request, name: str, visitor: Visitor | None, status: int = 200, **context: Any
 ) -> HTMLResponse:
     page = templates.get_template(f"{name}.html").render(
-        page=name, visitor=visitor, csrf=visitor.csrf if visitor else "", path=request.url.path,
+        page=name,
+        visitor=visitor,
+        csrf=visitor.csrf if visitor else "",
+        path=request.url.path,
         **context,
     )
     return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
@@ -78,9 +82,7 @@ async def signed_in(request: Request) -> Visitor:
     """A FastAPI dependency: the visitor of a valid session, within its key's rate limit;
     else off to the sign-in page."""
     rt = _rt(request)
-    found = await _call(
-        session.visitor, request, request.app.state.signer, rt.store, rt.settings
-    )
+    found = await _call(session.visitor, request, request.app.state.signer, rt.store, rt.settings)
     if found is None:
         raise SignIn()
     guard: Guard = request.app.state.guard
@@ -187,8 +189,12 @@ def _next_ticket(rt: Runtime, after: str | None, at: str | None) -> dict[str, An
 
 @router.get("/review")
 async def review(
-    request: Request, visitor: Signed, after: str | None = None, at: str | None = None,
-    done: str | None = None, cause: str | None = None,
+    request: Request,
+    visitor: Signed,
+    after: str | None = None,
+    at: str | None = None,
+    done: str | None = None,
+    cause: str | None = None,
 ) -> Response:
     rt = _rt(request)
     ticket = await _call(_next_ticket, rt, after, at)
@@ -271,7 +277,10 @@ def draw(data: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         "chart-decisions", "Decisions per hour, by verdict", hours, data["decisions"]
     )
     out["backlog"] = any(data["backlog"]) and charts.lines(
-        "chart-backlog", "Tickets waiting at the end of each hour", hours, {"backlog": data["backlog"]}
+        "chart-backlog",
+        "Tickets waiting at the end of each hour",
+        hours,
+        {"backlog": data["backlog"]},
     )
     out["causes"] = data["causes"] and charts.stacked_bars(
         "chart-causes",
@@ -319,7 +328,7 @@ def draw(data: dict[str, Any], rt: Runtime) -> dict[str, Any]:
         "Model timeline: trainings, rollbacks, thresholds",
         [dashboard.hour_label(t["at"]) for t in timeline],
         {"macro-F1": [t["macro_f1"] for t in timeline]},
-        point_labels=[t["version"] or t["kind"] for t in timeline if t["macro_f1"] is not None],
+        point_labels=[t["label"] for t in timeline],
     )
     return out
 
@@ -329,7 +338,7 @@ async def models_page(request: Request, visitor: Signed, task: str | None = None
     rt = _rt(request)
     listed = await _call(rt.registry.models)
     trainings = await _call(
-        rt.store.event_history, [dashboard.Event.TRAINING], "1970-01-01T00:00:00+00:00", 20
+        rt.store.event_history, [Event.TRAINING], "1970-01-01T00:00:00+00:00", 20
     )
     current = next((info for kind, info in listed if kind == "current"), None)
     return render(
@@ -405,4 +414,3 @@ def install(app: FastAPI) -> None:
 
 def signer_for(rt: Runtime) -> Any:
     return session.serializer(registry.signing_key(rt.settings))
-
