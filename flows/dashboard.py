@@ -59,7 +59,7 @@ def shape(raw: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
         if e["kind"] == Event.DRIFT
     ]
     timeline, f1_of, last = [], {}, None
-    for e in events:
+    for e in sorted(events, key=lambda e: _at(e["at"])):
         if e["kind"] not in TIMELINE:
             continue
         version = e["payload"].get("version")
@@ -97,4 +97,26 @@ def gather(rt: Runtime, days: int) -> dict[str, Any]:
     """The dashboard over the last `days` days, with live accuracy over its own window."""
     raw = rt.store.dashboard(days)
     events = rt.store.event_history([Event.DRIFT, *TIMELINE], raw["since"])
-    return {**shape(raw, events), "accuracy": accuracy.live_accuracy(rt)}
+    return {
+        **shape(raw, events + models_as_events(rt, events, raw["since"])),
+        "accuracy": accuracy.live_accuracy(rt),
+    }
+
+
+def models_as_events(rt: Runtime, events: list[dict[str, Any]], since: str) -> list[dict[str, Any]]:
+    """The models in the registry made since `since` that no training event names (a first
+    model, `causa train --bootstrap`), as the promotions they were."""
+    named = {e["payload"].get("version") for e in events if e["kind"] == Event.TRAINING}
+    return [
+        {
+            "kind": Event.TRAINING,
+            "at": info.created_at,
+            "payload": {
+                "decision": "promote",
+                "version": info.version,
+                "challenger": {"macro_f1": info.metrics.get("macro_f1")},
+            },
+        }
+        for _, info in rt.registry.models()
+        if info.version not in named and _at(info.created_at) >= _at(since)
+    ]

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows import keys
 from shared import queries, schema
 from shared.settings import Settings, load_settings
 from shared.store import PostgresStore
@@ -93,7 +94,24 @@ def counts(conn: psycopg.Connection[Any], run: str) -> dict[str, int]:
     return {s: found.get(s, 0) for s in STATUSES}
 
 
-def run(*, tickets: int, rate: float, as_json: bool) -> int:
+def serve_desk(
+    settings: Settings, env: dict[str, str], logdir: Path, port: int, run_id: str, console: Console
+) -> subprocess.Popen[bytes]:
+    """`causa serve` on the demo's services, and an admin key made for it, shown once."""
+    store = PostgresStore(settings)
+    try:
+        made = keys.create(store, f"demo-{run_id.lower()}", "admin", None)
+    finally:
+        store.close()
+    proc = processes.start("api", ["serve", "--port", str(port)], env, logdir)
+    console.print(
+        f"\nreview desk: http://127.0.0.1:{port}/ — sign in with this admin key (shown once):"
+        f"\n  {made['key']}\nthe worker keeps classifying; Ctrl-C stops everything"
+    )
+    return proc
+
+
+def run(*, tickets: int, rate: float, as_json: bool, serve: int | None = None) -> int:
     console = Console(stderr=as_json)
     home = load_settings().home
     already_up = services.running(home) is not None
@@ -116,6 +134,9 @@ def run(*, tickets: int, rate: float, as_json: bool) -> int:
             final = counts(conn, run_id)
             summary = summarize(conn, run_id, final)
         report(summary, console=console, as_json=as_json)
+        if serve is not None:
+            procs["api"] = serve_desk(settings, env, logdir, serve, run_id, console)
+            procs["api"].wait()
         return 0
     except KeyboardInterrupt:
         console.print(

@@ -156,7 +156,7 @@ def _legend(names: Sequence[str], frame: Frame, chart_id: str, line: bool = Fals
                 )
             )
         out.append(el("text", escape(name), class_="legend", x=x + 22, y=y))
-        x += 30 + 7 * len(name)
+        x += 32 + 8 * len(name)
     return out
 
 
@@ -303,9 +303,9 @@ class Meter:
 def meters(chart_id: str, title: str, rows: Sequence[Meter]) -> Markup:
     """Horizontal bars from 0 to 100 %, one per row, each with its target as a tick
     (line.target) and a note; a row below its target says so in words, not only in colour."""
-    row_h, label_w = 26, 150
-    frame = Frame(1.0, height=TOP + row_h * max(len(rows), 1) + 30)
-    plot_w = frame.width - label_w - 220
+    row_h, label_w = 22, 180
+    frame = Frame(1.0, width=2 * WIDTH, height=TOP + row_h * max(len(rows), 1) + 30)
+    plot_w = frame.width - label_w - 360
     body = []
     for i, row in enumerate(rows):
         y = TOP + row_h * i

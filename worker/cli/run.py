@@ -165,11 +165,18 @@ def demo(
     tickets: Annotated[int, typer.Option(help="New tickets to stream in.")] = 2000,
     rate: Annotated[float, typer.Option(help="Tickets per second inserted.")] = 400.0,
     as_json: Annotated[bool, typer.Option("--json", help="End with one JSON line.")] = False,
+    serve: Annotated[
+        int | None,
+        typer.Option(
+            help="Then serve the review desk and the API on this port, with an admin key made"
+            " for it, until Ctrl-C.",
+        ),
+    ] = None,
 ) -> None:
     """Run everything on embedded services and watch tickets get classified."""
     from worker import demo as demo_run  # lazy: start-up time of the other commands
 
-    raise typer.Exit(demo_run.run(tickets=tickets, rate=rate, as_json=as_json))
+    raise typer.Exit(demo_run.run(tickets=tickets, rate=rate, as_json=as_json, serve=serve))
 
 
 COMMANDS: list[Callable[..., object]] = [
