@@ -356,7 +356,10 @@ async def models_page(request: Request, visitor: Signed, task: str | None = None
 
 @router.post("/models/retrain")
 async def retrain(request: Request, visitor: Admin) -> Response:
-    await form(request, visitor)
+    data = await form(request, visitor)
+    if data.get("confirm") != "yes":
+        current = await _call(_rt(request).registry.current)
+        return render(request, "confirm", visitor, action="retrain", current=current)
     return back(f"/models?task={quote(await _submit(request, visitor, 'retrain'))}")
 
 
@@ -370,7 +373,13 @@ async def rollback(request: Request, visitor: Admin) -> Response:
         backups = [info for kind, info in await _call(rt.registry.models) if kind == "backup"]
         target = next((b for b in backups if version in (None, b.version)), None)
         return render(
-            request, "confirm", visitor, current=current, target=target, version=version or ""
+            request,
+            "confirm",
+            visitor,
+            action="rollback",
+            current=current,
+            target=target,
+            version=version or "",
         )
     kwargs: dict[str, Any] = {"version": version} if version else {}
     if current is not None:

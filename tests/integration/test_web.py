@@ -21,7 +21,7 @@ from flows.classify import classify_batch
 from tests.helpers import demo_rows, insert
 
 HOSTILE = (
-    "<script>alert(1)</script> <img src=x onerror=\"alert(2)\">"
+    '<script>alert(1)</script> <img src=x onerror="alert(2)">'
     ' <a href="javascript:alert(3)">x</a> \u202egnp.exe\u200b impresora'
 )
 
@@ -95,7 +95,8 @@ def test_a_label_from_the_queue_is_a_human_label_and_needs_the_csrf_token(
         "SELECT count(*) FROM causa.decisions WHERE source = 'human'"
     ).fetchone() == (0,)
     done = client.post(
-        f"/review/{number}/label", data={"cause": causes[1], "csrf_token": token},
+        f"/review/{number}/label",
+        data={"cause": causes[1], "csrf_token": token},
         follow_redirects=False,
     )
     assert done.status_code == 303
@@ -115,7 +116,9 @@ def test_hostile_text_is_shown_as_text(desk: tuple[TestClient, Any]) -> None:
     client, rt = desk
     sign_in(client, key(rt, "review"))
     page = client.get("/review/list").text
-    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert (
+        "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    )
     assert "<img src=x" not in page and 'href="javascript:' not in page
     assert "\u202e" not in page and "[U+202E]" in page and "[U+200B]" in page
 
@@ -161,3 +164,15 @@ def test_a_rollback_needs_an_admin_and_a_confirmation(
     ask = client.post("/models/rollback", data={"csrf_token": token}, follow_redirects=False)
     assert ask.status_code == 200 and 'data-page="confirm"' in ask.text
     assert conn.execute("SELECT count(*) FROM causa.task_runs").fetchone() == (0,)
+    done = client.post(
+        "/models/rollback", data={"csrf_token": token, "confirm": "yes"}, follow_redirects=False
+    )
+    assert done.status_code == 303 and done.headers["location"].startswith("/models?task=")
+    assert conn.execute("SELECT name, state, requested_by FROM causa.task_runs").fetchall() == [
+        ("rollback", "queued", "web:admin-desk")
+    ]
+    task = done.headers["location"].split("task=")[1]
+    assert client.get(f"/models/task/{task}").json()["state"] == "queued"
+    ask = client.post("/models/retrain", data={"csrf_token": token})
+    assert 'id="confirm-retrain"' in ask.text
+    assert conn.execute("SELECT count(*) FROM causa.task_runs").fetchone() == (1,)
