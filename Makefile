@@ -8,7 +8,7 @@ BENCH_ARGS ?=
 SERVE_ARGS ?=
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: install lock demo test unit integration e2e faults lint bench worker beat listen flower serve clean
+.PHONY: install lock chromium demo test unit integration e2e faults browser lint bench worker beat listen flower serve clean
 
 $(BIN)/causa: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,19 @@ install: $(BIN)/causa ## .venv with causa and its dev tools, versions from requi
 lock: ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --no-header
 
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright; Playwright's own
+# browser builds are never downloaded. Installed here when missing (as root, or through sudo).
+chromium: ## Debian's Chromium at /usr/bin/chromium, for the browser tests
+	test -x /usr/bin/chromium || { \
+	  sudo=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 demo: install ## everything on embedded services: make demo DEMO_ARGS="--tickets 500 --json"
 	$(BIN)/causa demo $(DEMO_ARGS)
 
 # Line coverage of every process the suite starts (pytest; worker, beat and listener; the pool
 # children): [tool.coverage.*] in pyproject.toml. The report is printed even when tests fail.
-test: install ## the whole suite on real PostgreSQL and Redis; a skipped test or coverage under fail_under fails it
+test: install chromium ## the whole suite on real PostgreSQL and Redis; a skipped test or coverage under fail_under fails it
 	$(BIN)/coverage erase
 	CAUSA_FAIL_ON_SKIP=1 $(BIN)/coverage run $(PYTEST) tests; tests=$$?; \
 	$(BIN)/coverage combine --quiet && $(BIN)/coverage report; report=$$?; \
@@ -40,6 +47,9 @@ integration: install
 
 e2e: install
 	$(PYTEST) tests/e2e tests/faults
+
+browser: install chromium ## the review desk in Chromium; screenshots in test-output/screenshots/
+	$(PYTEST) -m browser tests/browser
 
 lint: install
 	$(BIN)/ruff check .

@@ -198,7 +198,13 @@ async def review(
 ) -> Response:
     rt = _rt(request)
     ticket = await _call(_next_ticket, rt, after, at)
-    context: dict[str, Any] = {"ticket": ticket, "done": done, "done_cause": cause}
+    # where the reviewer is in the queue (after skipping): a label goes on from there
+    context: dict[str, Any] = {
+        "ticket": ticket,
+        "done": done,
+        "done_cause": cause,
+        "cursor": {"after": after, "at": at} if after and at else {},
+    }
     if ticket is not None:
         terms = [t.get("term", "") for t in ticket.get("explanation") or [] if isinstance(t, dict)]
         shown, rest = text.split(ticket.get("text") or "")
@@ -223,7 +229,8 @@ async def label(request: Request, number: str, visitor: Signed) -> Response:
     if not done["found"]:
         raise PageError(404, f"No ticket {number!r}: it may have been deleted.")
     log.info("desk label", key=visitor.name, changed=done["changed"])
-    return back(f"/review?{urlencode({'done': number, 'cause': cause})}")
+    where = {k: data[k] for k in ("after", "at") if data.get(k)}
+    return back(f"/review?{urlencode({**where, 'done': number, 'cause': cause})}")
 
 
 @router.get("/review/list")

@@ -22,7 +22,9 @@ WORK = [("B1", 2.5), ("B2", 0.2)]  # still waiting: received hours ago
 
 
 def test_dashboard_counts_match_a_hand_count(conn: psycopg.Connection[Any], settings: Any) -> None:
-    now = conn.execute("SELECT date_trunc('hour', now()) + interval '30 minutes'").fetchone()[0]
+    row = conn.execute("SELECT date_trunc('hour', now()) + interval '30 minutes'").fetchone()
+    assert row is not None
+    now = row[0]
     for number, status, source, cause, predicted, confidence, got, decided in DECISIONS:
         conn.execute(
             "INSERT INTO causa.decisions (number, status, source, cause, predicted, confidence,"

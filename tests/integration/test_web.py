@@ -176,3 +176,31 @@ def test_a_rollback_needs_an_admin_and_a_confirmation(
     ask = client.post("/models/retrain", data={"csrf_token": token})
     assert 'id="confirm-retrain"' in ask.text
     assert conn.execute("SELECT count(*) FROM causa.task_runs").fetchone() == (1,)
+
+
+def test_a_label_after_a_skip_goes_on_from_where_the_reviewer_is(
+    desk: tuple[TestClient, Any],
+) -> None:
+    client, rt = desk
+    token = sign_in(client, key(rt, "review"))
+
+    def shown(page: str) -> str:
+        found = re.search(r'id="ticket"[^>]*data-number="([^"]+)"', page)
+        assert found, page[:2000]
+        return found.group(1)
+
+    first = client.get("/review").text
+    skip = re.search(r'id="skip" href="([^"]+)"', first).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    second = client.get(skip).text
+    assert shown(second) != shown(first)
+    cause = re.findall(r'class="suggestion"[^>]*value="([^"]+)"', second)[0]
+    fields = dict(re.findall(r'<input type="hidden" name="(after|at)" value="([^"]+)"', second))
+    assert fields["after"] == shown(first)
+    done = client.post(
+        f"/review/{shown(second)}/label",
+        data={"cause": cause, "csrf_token": token, **fields},
+        follow_redirects=False,
+    )
+    third = client.get(done.headers["location"]).text
+    # the next one after the skipped ticket, not the skipped one again
+    assert shown(third) not in (shown(first), shown(second)), third[:500]
