@@ -33,3 +33,5 @@ class Event(StrEnum):
     DRIFT = "drift"
     ADMIN = "admin"
     INSTALL = "install"  # a migration applied versioned steps (retention keeps these)
+    LIVE_ACCURACY = "live_accuracy"  # per-cause precision of reviewed decisions (flows/accuracy)
+    THRESHOLDS = "thresholds_applied"  # a manifest revision with thresholds from live corrections

@@ -101,6 +101,10 @@ class ModelInfo:
     # without the holdout, which comparisons, thresholds and backtests score; "" when the
     # model itself never learned from the holdout (a bootstrap model, CAUSA_REFIT_ALL=false).
     twin_sha256: str = ""
+    # The manifest's revision for this model: 0 as promoted; each new revision of the same
+    # model (thresholds from live corrections, `causa thresholds --apply`) counts one up.
+    # Workers reload on a new revision as on a new version (worker/model_holder.py).
+    revision: int = 0
     # HMAC-SHA256 of everything above with the installation's key (training.registry).
     signature: str = ""
 
@@ -108,6 +112,11 @@ class ModelInfo:
     def name(self) -> str:
         """The model file's name (in current/, and in a backup's directory)."""
         return f"{self.version}.skops"
+
+    @property
+    def label(self) -> str:
+        """The version, and its revision when it has one: `20261130T020000Z-ab12cd34.r2`."""
+        return f"{self.version}.r{self.revision}" if self.revision else self.version
 
     @property
     def rolled_back(self) -> bool:
@@ -123,6 +132,12 @@ class ModelInfo:
             info = cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as exc:
             raise ModelError(f"a manifest lacks what causa writes in one ({exc})") from None
+        revision = info.revision
+        if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+            raise ModelError(
+                f"a manifest names revision {str(revision)[:40]!r}: not a revision causa wrote"
+                " (a whole number from 0); refusing it"
+            )
         version = info.version if isinstance(info.version, str) else ""
         if not VERSION.match(version) or info.file != f"current/{version}.skops":
             raise ModelError(

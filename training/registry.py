@@ -105,6 +105,8 @@ def _mac(info: ModelInfo, key: bytes) -> str:
     del body["signature"]
     if not body["twin_sha256"]:  # a manifest signed before twins stays valid
         del body["twin_sha256"]
+    if not body["revision"]:  # so does one signed before revisions (revision 0)
+        del body["revision"]
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
@@ -257,13 +259,33 @@ def promote(
     return info
 
 
+def backup_name(info: ModelInfo) -> str:
+    """The directory under backups/ of a model's manifest revision: its version for the
+    revision a promotion wrote (0), `<version>.r<revision>` for a later one."""
+    return info.label
+
+
+def _backup_key(name: str) -> tuple[str, int]:
+    """(version, revision) of a backup directory's name, to order them (r10 after r9)."""
+    version, _, revision = name.partition(".r")
+    return version, int(revision) if revision.isdigit() else 0
+
+
 def _back_up(models_dir: Path, info: ModelInfo | None) -> None:
-    """Copy the model `info` names to backups/<version>/ with its manifest."""
+    """Copy the model `info` names to backups/<backup_name>/ with its manifest. A later
+    revision of a model links its file where it can (the same bytes: no second copy)."""
     if info is None or not (models_dir / info.file).exists():
         return
-    backup = models_dir / "backups" / info.version
+    backup = models_dir / "backups" / backup_name(info)
     backup.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(models_dir / info.file, backup / info.name)
+    if info.revision:
+        (backup / info.name).unlink(missing_ok=True)
+        try:
+            os.link(models_dir / info.file, backup / info.name)
+        except OSError:  # another file system, or links not allowed: a copy
+            shutil.copy2(models_dir / info.file, backup / info.name)
+    else:
+        shutil.copy2(models_dir / info.file, backup / info.name)
     (backup / MANIFEST).write_text(json.dumps(asdict(info), indent=2))
 
 
@@ -279,12 +301,16 @@ def prune_backups(models_dir: Path, keep: int, key: bytes) -> list[str]:
     if not backups.exists():
         return []
     current = read_manifest(models_dir, key)
-    in_service = current.version if current else None
-    versions = sorted(p for p in backups.iterdir() if p.is_dir() and p.name != in_service)
+    in_service = backup_name(current) if current else None
+    versions = sorted(
+        (p for p in backups.iterdir() if p.is_dir() and p.name != in_service),
+        key=lambda p: _backup_key(p.name),
+    )
     removed = versions[: max(0, len(versions) - keep)]
     for old in removed:
         shutil.rmtree(old)
-    kept = {p.name for p in versions} - {p.name for p in removed} | {in_service}
+    kept = {_backup_key(p.name)[0] for p in versions if p not in removed}
+    kept |= {current.version} if current else set()
     for twin in (models_dir / TWINS).glob("*.skops"):
         if twin.stem not in kept:  # its model is gone: nothing will compare with it
             twin.unlink()
@@ -292,17 +318,21 @@ def prune_backups(models_dir: Path, keep: int, key: bytes) -> list[str]:
 
 
 def list_models(models_dir: Path, key: bytes) -> list[tuple[str, ModelInfo]]:
-    """('current', info) first, then ('backup', info) newest first."""
+    """('current', info) first, then ('backup', info) newest first (by version, then
+    revision); a backup of the very manifest in service is left out."""
     out: list[tuple[str, ModelInfo]] = []
     current = read_manifest(models_dir, key)
     if current is not None:
         out.append(("current", current))
     backups = models_dir / "backups"
     if backups.exists():
-        for d in sorted((p for p in backups.iterdir() if p.is_dir()), reverse=True):
+        found = []
+        for d in (p for p in backups.iterdir() if p.is_dir()):
             info = read_manifest(d, key)
-            if info is not None and (current is None or info.version != current.version):
-                out.append(("backup", info))
+            if info is not None and (current is None or info.label != current.label):
+                found.append(info)
+        found.sort(key=lambda i: (i.version, i.revision), reverse=True)
+        out.extend(("backup", info) for info in found)
     return out
 
 
@@ -325,15 +355,18 @@ def rollback(
     backups = [info for kind, info in list_models(models_dir, key) if kind == "backup"]
     if not backups:
         raise ModelError(f"no backups in {models_dir / 'backups'}: nothing to roll back to")
+    # A version names its newest revision among the backups; VERSION.rN one revision.
     chosen = (
-        backups[0] if version is None else next((b for b in backups if b.version == version), None)
+        backups[0]
+        if version is None
+        else next((b for b in backups if version in (b.version, b.label)), None)
     )
     if chosen is None:
         raise ModelError(
             f"no backup {version!r}; `causa models` lists them:"
-            f" {', '.join(b.version for b in backups)}"
+            f" {', '.join(b.label for b in backups)}"
         )
-    source = models_dir / "backups" / chosen.version / chosen.name
+    source = models_dir / "backups" / backup_name(chosen) / chosen.name
     if not source.exists() or sha256_of(source) != chosen.sha256:
         raise ModelError(
             f"backup {chosen.version} is missing or corrupt ({source}): choose"
@@ -345,8 +378,8 @@ def rollback(
         _fsync_write(target.with_suffix(".tmp"), source.read_bytes())
         os.replace(target.with_suffix(".tmp"), target)
     _back_up(models_dir, current)
-    replacing = f", replacing {current.version}" if current else ""
-    restored = replace(chosen, decision=f"{ROLLBACK}{chosen.version}{replacing}")
+    replacing = f", replacing {current.label}" if current else ""
+    restored = replace(chosen, decision=f"{ROLLBACK}{chosen.label}{replacing}")
     restored = write_manifest(models_dir, restored, key)
     prune_backups(models_dir, keep_backups, key)
     return restored
@@ -382,7 +415,13 @@ def sync(
         mine = read_manifest(local, key)
     except ModelError:  # a local copy that does not verify is replaced
         mine = None
-    if mine is not None and (mine.version, mine.sha256) == (info.version, info.sha256):
+    # A new revision of the same model (its thresholds) is installed too: only its manifest.
+    if mine is not None and (mine.version, mine.sha256, mine.revision, mine.signature) == (
+        info.version,
+        info.sha256,
+        info.revision,
+        info.signature,
+    ):
         return None
     target = local / info.file
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -406,6 +445,39 @@ def sync(
     _prune_local(target.parent, keep + 1)
     log.info("model copied from the store", model_version=info.version, store=str(store))
     return info
+
+
+def revise(
+    models_dir: Path,
+    key: bytes,
+    thresholds: dict[str, float],
+    decision: str,
+    keep_backups: int = DEFAULT_KEEP_BACKUPS,
+) -> ModelInfo:
+    """A new signed revision of the model in service's manifest with these per-class
+    thresholds: the same model file and version, the revision one above any of this version
+    (a rolled-back one included), written the atomic way of a promotion. The revision it
+    replaces becomes a backup, so `rollback` restores the previous thresholds."""
+    current = read_manifest(models_dir, key)
+    if current is None:
+        raise ModelError(f"no model in {models_dir}: train one with `causa train`")
+    bad = {c: t for c, t in thresholds.items() if not 0.0 <= t <= 1.0}
+    if bad:
+        raise ModelError(f"thresholds must lie from 0 to 1; these do not: {bad}")
+    revisions = [
+        i.revision for _, i in list_models(models_dir, key) if i.version == current.version
+    ]
+    _back_up(models_dir, current)
+    revised = replace(
+        current,
+        thresholds=dict(sorted(thresholds.items())),
+        revision=max(revisions) + 1,
+        decision=decision,
+        signature="",
+    )
+    revised = write_manifest(models_dir, revised, key)
+    prune_backups(models_dir, keep_backups, key)
+    return revised
 
 
 def sign_unsigned(models_dir: Path, key: bytes) -> list[str]:
@@ -490,6 +562,10 @@ class ModelRegistry:
 
     def rollback(self, version: str | None = None) -> ModelInfo:
         return rollback(self.home, self.key, version, self.keep_backups)
+
+    def revise(self, thresholds: dict[str, float], decision: str) -> ModelInfo:
+        """Publish new thresholds for the model in service (see `revise`)."""
+        return revise(self.home, self.key, thresholds, decision, self.keep_backups)
 
     def models(self) -> list[tuple[str, ModelInfo]]:
         return list_models(self.home, self.key)

@@ -116,6 +116,10 @@ def make_app(settings: Settings) -> CausaCelery:
                 "task": names.RETAIN,
                 "schedule": cron(settings.retention_cron),
             },
+            "live-accuracy": {
+                "task": names.ACCURACY,
+                "schedule": cron(settings.accuracy_cron),
+            },
             "poll-pending": {
                 "task": names.POLL,
                 "schedule": settings.poll_interval,

@@ -3,13 +3,16 @@
 Before each batch the holder stats models/manifest.json (no read unless it changed). When the
 manifest names a new version, the new model is loaded and verified first and only then
 replaces the reference, so a batch in flight finishes on the model it began with and a bad
-file never replaces a good model.
+file never replaces a good model. A new revision of the same model (its thresholds: `causa
+thresholds --apply`, or a rollback to an earlier revision) replaces only the manifest the
+model carries: the same verified pipeline with the new thresholds, nothing loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import os
 import threading
@@ -86,8 +89,8 @@ class ModelHolder:
                     hint="train one with `causa train --bootstrap`",
                 )
                 return self._model
-            if keeping == info.version:
-                return self._model
+            if self._model is not None and same_model(self._model, info):
+                return self._revised(self._model, info)
             model = registry.load(self.models_dir, info)
         except ModelError as exc:
             self._retry_at = time.monotonic() + RETRY_FAILED_LOAD_S
@@ -104,6 +107,22 @@ class ModelHolder:
         gc.freeze()
         _give_back_memory()
         return model
+
+    def _revised(self, model: LoadedModel, info: registry.ModelInfo) -> LoadedModel:
+        """The model in service with the manifest `info` (the same file): a new revision's
+        thresholds are in force from the next batch."""
+        if (model.info.revision, model.info.signature) == (info.revision, info.signature):
+            return model
+        revised = dataclasses.replace(model, info=info)
+        log.info(
+            "model revision in service",
+            model_version=info.version,
+            revision=info.revision,
+            previous_revision=model.info.revision,
+            thresholds=info.thresholds,
+        )
+        self._model = revised
+        return revised
 
     def _refused(self, what: str, exc: ModelError) -> None:
         """The model in service stays (or none: tickets stay pending); people are told."""
@@ -125,3 +144,9 @@ def _give_back_memory() -> None:
     memory for later unless asked (glibc's malloc_trim; elsewhere nothing is done)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def same_model(model: LoadedModel, info: registry.ModelInfo) -> bool:
+    """`info` describes the very file `model` was loaded from (a revision of its manifest
+    changes its thresholds, not its file)."""
+    return (model.version, model.info.sha256) == (info.version, info.sha256)

@@ -12,6 +12,7 @@ ROLLBACK = "tasks.training.rollback"
 DRIFT = "tasks.monitoring.drift_report"
 WATCH = "tasks.monitoring.watch"
 RETAIN = "tasks.monitoring.retain"
+ACCURACY = "tasks.monitoring.live_accuracy"
 
 
 def admin(action: str) -> str:

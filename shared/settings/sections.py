@@ -325,8 +325,19 @@ class Monitoring(BaseModel):
     # those of the models in the registry.
     run_retention_days: int = Field(180, ge=1)
     retention_cron: str = "30 3 * * *"  # when beat runs the retention task
+    # Live accuracy (flows/accuracy.py): per cause, the precision of the model's decisions
+    # that people reviewed over the last this many days, against the cause's target.
+    accuracy_window_days: int = Field(7, ge=1, le=365)
+    accuracy_cron: str = "45 * * * *"  # when beat computes, stores and checks it
+    # A cause is reported below target when its precision is lower than its target by more
+    # than this, over at least accuracy_min_reviewed reviewed decisions (fewer say too little:
+    # 3 wrong of 10 is noise). The same minimum holds for `causa thresholds --suggest`.
+    accuracy_margin: float = Field(0.05, ge=0.0, lt=1.0)
+    accuracy_min_reviewed: int = Field(20, ge=1)
 
-    _cron = field_validator("drift_cron", "retention_cron")(lambda value: check_cron(value))
+    _cron = field_validator("drift_cron", "retention_cron", "accuracy_cron")(
+        lambda value: check_cron(value)
+    )
 
 
 class Api(BaseModel):
@@ -341,6 +352,8 @@ class Api(BaseModel):
     # How long a looked-up key is trusted before it is looked up again: a revocation takes
     # effect within this long; 0 looks up on every request.
     api_key_cache_s: float = Field(5.0, ge=0, le=300)
+    # How long a review desk session lasts after signing in (then the key is asked again).
+    web_session_minutes: int = Field(480, ge=1, le=10_080)
     # The port a worker serves Prometheus metrics on (its pool processes aggregated); None:
     # no metrics endpoint on the workers.
     metrics_port: int | None = Field(None, ge=1, le=65_535)

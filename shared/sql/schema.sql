@@ -1247,6 +1247,71 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 
+-- The model's decisions over a window and what people made of them, for live accuracy and
+-- `causa thresholds --suggest`: each decision (classified or needs_review, with a predicted
+-- cause) made from p_since to p_until (default now) that is the model's last word on its
+-- ticket before a person's label (a later model decision with no label in between replaces
+-- it), with the cause of the last human label that follows it (label NULL: nobody reviewed
+-- it yet; a confirmation through causa_label is a label too). Only p_model_version's
+-- decisions when given. Keyset paging: p_after is the {at, id} of the previous page's last
+-- row; at most p_limit rows. Each decision is found by decided_at, its labels by number.
+-- A JSON array of {id, at, number, status, predicted, confidence, model_version, label,
+-- labelled_at}, oldest first.
+CREATE OR REPLACE FUNCTION public.causa_live_decisions(
+    p_since timestamptz, p_until timestamptz DEFAULT NULL, p_model_version text DEFAULT NULL,
+    p_after jsonb DEFAULT NULL, p_limit integer DEFAULT 10000
+) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_until timestamptz := coalesce(p_until, clock_timestamp());
+    v_at timestamptz;
+    v_id bigint;
+    v_rows jsonb;
+BEGIN
+    PERFORM causa.check_range('p_limit', p_limit, 1, 100000);
+    IF p_since IS NULL OR p_since > v_until THEN
+        RAISE EXCEPTION 'p_since is %, not the start of a window that ends at %',
+                        coalesce(p_since::text, 'NULL'), v_until
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'give a time before p_until (default: now), e.g. now() - interval ''7 days''';
+    END IF;
+    IF p_after IS NOT NULL AND p_after <> 'null' THEN
+        BEGIN
+            v_at := (p_after->>'at')::timestamptz;
+            v_id := (p_after->>'id')::bigint;
+        EXCEPTION WHEN others THEN
+            v_at := NULL;
+        END;
+        IF v_at IS NULL OR v_id IS NULL THEN
+            RAISE EXCEPTION 'p_after is %, not a cursor causa gave', causa.shown(p_after)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'give {at, id} of the last row of the previous page';
+        END IF;
+    END IF;
+    SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.at, r.id), '[]'::jsonb) INTO v_rows
+      FROM (SELECT d.id, d.decided_at AS at, d.number::text AS number, d.status, d.predicted,
+                   d.confidence, d.model_version, h.cause AS label, h.decided_at AS labelled_at
+              FROM causa.decisions AS d
+              LEFT JOIN LATERAL (SELECT min(n.id) AS id FROM causa.decisions AS n
+                                  WHERE n.number = d.number AND n.id > d.id
+                                    AND n.source = 'model') AS m ON true
+              LEFT JOIN LATERAL (SELECT n.cause, n.decided_at FROM causa.decisions AS n
+                                  WHERE n.number = d.number AND n.id > d.id
+                                    AND n.status = 'labelled' AND n.source = 'human'
+                                    AND (m.id IS NULL OR n.id < m.id)
+                                  ORDER BY n.id DESC LIMIT 1) AS h ON true
+             WHERE d.decided_at >= p_since AND d.decided_at < v_until
+               AND d.status IN ('classified', 'needs_review') AND d.source = 'model'
+               AND d.predicted IS NOT NULL
+               AND (p_model_version IS NULL OR d.model_version = p_model_version)
+               AND (v_at IS NULL OR (d.decided_at, d.id) > (v_at, v_id))
+               AND (m.id IS NULL OR h.decided_at IS NOT NULL)
+             ORDER BY d.decided_at, d.id
+             LIMIT p_limit) AS r;
+    RETURN v_rows;
+END $$;
+
+
 -- One row of causa's record: a kind (a word: training, drift, admin, ...) and a JSON object.
 CREATE OR REPLACE FUNCTION public.causa_record_event(p_kind text, p_payload jsonb)
 RETURNS jsonb
@@ -1278,6 +1343,83 @@ LANGUAGE sql STABLE AS $$
       FROM (SELECT DISTINCT ON (kind) kind, at, payload FROM causa.events
              ORDER BY kind, at DESC, id DESC) AS e
 $$;
+
+
+-- Events of some kinds (a JSON array of kinds) since a time, oldest first: [{kind, at, payload}] (the dashboard's
+-- drift and model timelines). At most p_limit, the newest ones.
+CREATE OR REPLACE FUNCTION public.causa_event_history(
+    p_kinds jsonb, p_since timestamptz, p_limit integer DEFAULT 1000
+) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT causa.check_range('p_limit', p_limit, 1, 10000);
+    SELECT coalesce(jsonb_agg(jsonb_build_object('kind', e.kind, 'at', e.at, 'payload', e.payload)
+                              ORDER BY e.at, e.id), '[]'::jsonb)
+      FROM (SELECT id, kind, at, payload FROM causa.events
+             WHERE kind IN (SELECT jsonb_array_elements_text(p_kinds)) AND at >= p_since
+             ORDER BY at DESC, id DESC
+             LIMIT p_limit) AS e
+$$;
+
+-- What the review desk's dashboard draws, over the last p_days days (1 to 90), by hour:
+-- decisions by status, the backlog at the end of each hour, the decided cause of each
+-- decision by day, and the model's confidence in 20 bins by verdict. It reads the window's
+-- decisions (decisions_at_idx) and the queue, never the ticket table.
+-- The backlog of an hour: work items received by its end and not decided by then, counted
+-- as arrivals (+1, from the window's start) less departures (-1, each decision that removed
+-- a work item: it carries the item's received_at), summed over the hours.
+CREATE OR REPLACE FUNCTION public.causa_dashboard(p_days integer DEFAULT 7) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_now timestamptz := clock_timestamp();
+    v_since timestamptz;
+    v_out jsonb;
+BEGIN
+    PERFORM causa.check_range('p_days', p_days, 1, 90);
+    v_since := date_trunc('hour', v_now) - make_interval(days => p_days);
+    WITH d AS (
+        SELECT status, source, coalesce(cause, predicted) AS cause, confidence, received_at,
+               decided_at
+          FROM causa.decisions WHERE decided_at >= v_since
+    ), moves AS (
+        SELECT greatest(date_trunc('hour', received_at), v_since) AS hour, 1 AS n
+          FROM d WHERE received_at IS NOT NULL
+        UNION ALL
+        SELECT date_trunc('hour', decided_at), -1 FROM d WHERE received_at IS NOT NULL
+        UNION ALL
+        SELECT greatest(date_trunc('hour', w.received_at), v_since), 1 FROM causa.work AS w
+    ), backlog AS (
+        SELECT h.hour, sum(coalesce(m.n, 0)) OVER (ORDER BY h.hour) AS n
+          FROM generate_series(v_since, date_trunc('hour', v_now), interval '1 hour') AS h(hour)
+          LEFT JOIN (SELECT hour, sum(n) AS n FROM moves GROUP BY hour) AS m ON m.hour = h.hour
+    )
+    SELECT jsonb_build_object(
+        'since', v_since,
+        'now', v_now,
+        'hourly', (SELECT coalesce(jsonb_agg(jsonb_build_object('hour', x.hour, 'status', x.status,
+                                                                'n', x.n) ORDER BY x.hour, x.status),
+                                   '[]'::jsonb)
+                     FROM (SELECT date_trunc('hour', decided_at) AS hour, status, count(*) AS n
+                             FROM d GROUP BY 1, 2) AS x),
+        'backlog', (SELECT jsonb_agg(jsonb_build_object('hour', b.hour, 'n', b.n) ORDER BY b.hour)
+                      FROM backlog AS b),
+        'causes', (SELECT coalesce(jsonb_agg(jsonb_build_object('day', x.day, 'cause', x.cause,
+                                                                'n', x.n) ORDER BY x.day, x.cause),
+                                   '[]'::jsonb)
+                     FROM (SELECT date_trunc('day', decided_at) AS day, cause, count(*) AS n
+                             FROM d WHERE cause IS NOT NULL AND status <> 'failed'
+                            GROUP BY 1, 2) AS x),
+        'confidence', (SELECT coalesce(jsonb_agg(jsonb_build_object('bin', x.bin, 'status', x.status,
+                                                                    'n', x.n) ORDER BY x.bin, x.status),
+                                       '[]'::jsonb)
+                         FROM (SELECT least(floor(confidence * 20), 19)::integer AS bin, status,
+                                      count(*) AS n
+                                 FROM d
+                                WHERE source = 'model' AND confidence IS NOT NULL
+                                  AND status IN ('classified', 'needs_review')
+                                GROUP BY 1, 2) AS x)
+    ) INTO v_out;
+    RETURN v_out;
+END $$;
 
 
 -- Retention, one small batch per call (the periodic task calls it until nothing is left):
@@ -1562,6 +1704,7 @@ BEGIN
         'public.causa_backfill(boolean, timestamptz, integer, timestamptz)',
         'public.causa_activity(integer, timestamptz, integer)',
         'public.causa_recent(timestamptz, integer)',
+        'public.causa_live_decisions(timestamptz, timestamptz, text, jsonb, integer)',
         'public.causa_record_event(text, jsonb)',
         'public.causa_latest_events()',
         'public.causa_retain(integer, integer, integer)',
@@ -1573,7 +1716,9 @@ BEGIN
         'public.causa_api_keys()',
         'public.causa_api_key_revoke(text)',
         'public.causa_task_run(text, text, text, text, jsonb, text)',
-        'public.causa_task_get(text)'
+        'public.causa_task_get(text)',
+        'public.causa_event_history(jsonb, timestamptz, integer)',
+        'public.causa_dashboard(integer)'
     ] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP

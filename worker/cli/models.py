@@ -1,8 +1,11 @@
-"""Commands about models: train one, list them, roll back, score one, ask one."""
+"""Commands about models: train one, list them, roll back, score one, ask one, set its
+thresholds from live corrections."""
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +17,7 @@ from shared.store import make_store
 from training import dataset
 from training.registry import ModelError, ModelInfo, ModelRegistry
 from worker.cli import render
-from worker.cli.common import console, fail, runtime, settings
+from worker.cli.common import console, fail, ready_to_run, runtime, settings
 
 
 def train(
@@ -112,7 +115,7 @@ def models() -> None:
         f"models in {registry.home}",
         ("", "version", "created", "trained on", "macro-F1", "decision"),
         (
-            (kind, info.version, info.created_at, str(info.n_train), _f1(info), info.decision)
+            (kind, info.label, info.created_at, str(info.n_train), _f1(info), info.decision)
             for kind, info in listed
         ),
     )
@@ -131,7 +134,7 @@ def rollback(
         info = ModelRegistry.from_settings(settings()).rollback(version)
     except ModelError as exc:
         raise fail(str(exc)) from None
-    console.print(f"model {info.version} is in service again")
+    console.print(f"model {info.label} is in service again")
 
 
 def sign_models() -> None:
@@ -281,6 +284,85 @@ def backtest(
         console.print(f"plots written to {html}")
 
 
+def thresholds(
+    suggest: Annotated[
+        bool, typer.Option("--suggest", help="Show the suggestion (the default).")
+    ] = False,
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply",
+            help="Publish the suggestion as a new signed revision of the model's manifest"
+            " (an admin action: workers use it from their next batch; `causa rollback`"
+            " undoes it).",
+        ),
+    ] = False,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=3650,
+            help="Reviewed decisions of the last DAYS (default: CAUSA_ACCURACY_WINDOW_DAYS).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Per-class thresholds from live corrections: for each cause, the lowest confidence at
+    which the model's decisions that people reviewed meet the cause's precision target (with
+    CAUSA_ACCURACY_MIN_REVIEWED of them at least); else the manifest's threshold stays."""
+    from flows import thresholds as flow  # lazy: start-up time of the other commands
+
+    del suggest  # the default: --apply is the only other thing this command does
+    rt = runtime(ready_to_run())
+    try:
+        if apply:
+            result = flow.apply(
+                rt, days, f"causa thresholds, {getpass.getuser()}@{socket.gethostname()}"
+            )
+        else:
+            result = flow.suggestion(rt, days)
+    except (ValueError, ModelError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        rt.close()
+    if as_json:
+        print(json.dumps(result))
+        return
+    render.table(
+        f"model {result['model_version']} (revision {result['revision']}): thresholds from"
+        f" {result['reviewed']} reviewed decisions of the last {result['window_days']} days",
+        ("cause", "reviewed", "correct", "target", "in force", "suggested", "precision", "why"),
+        (
+            (
+                cause,
+                str(v["reviewed"]),
+                str(v["correct"]),
+                f"{v['target']:.2f}",
+                "never" if v["in_force"] is None else f"{v['in_force']:.4f}",
+                ("→ " if v["changed"] else "")
+                + ("global" if v["suggested"] is None else f"{v['suggested']:.4f}"),
+                "—"
+                if v["precision_at_suggested"] is None
+                else f"{v['precision_at_suggested']:.3f}",
+                v["reason"],
+            )
+            for cause, v in result["causes"].items()
+        ),
+    )
+    if apply and result["applied"]:
+        console.print(
+            f"applied: revision {result['new_revision']} of model {result['model_version']}"
+            f" in service (changed: {', '.join(result['changed'])}); `causa rollback` restores"
+            f" revision {result['revision']}"
+        )
+    elif apply:
+        console.print("nothing to apply: no threshold changes")
+    elif result["changed"]:
+        console.print(f"would change: {', '.join(result['changed'])}; publish with --apply")
+    else:
+        console.print("no threshold would change")
+
+
 COMMANDS: list[Callable[..., object]] = [
     train,
     models,
@@ -289,4 +371,5 @@ COMMANDS: list[Callable[..., object]] = [
     evaluate,
     predict,
     backtest,
+    thresholds,
 ]
