@@ -6,7 +6,7 @@ events; nothing here writes."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flows import accuracy
@@ -16,6 +16,8 @@ from shared.contract import Event
 STATUSES = ("classified", "needs_review", "failed", "labelled")
 BINS = 20  # confidence histogram bins, as causa_dashboard counts them
 TIMELINE = (Event.TRAINING, Event.ROLLBACK, Event.THRESHOLDS)
+# Stored live-accuracy figures younger than this are shown; older ones are computed again.
+ACCURACY_FRESH = timedelta(hours=2)
 
 
 def _at(value: str) -> datetime:
@@ -96,11 +98,22 @@ def shape(raw: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
 def gather(rt: Runtime, days: int) -> dict[str, Any]:
     """The dashboard over the last `days` days, with live accuracy over its own window."""
     raw = rt.store.dashboard(days)
-    events = rt.store.event_history([Event.DRIFT, *TIMELINE], raw["since"])
+    kinds = [Event.DRIFT, Event.LIVE_ACCURACY, *TIMELINE]
+    events = rt.store.event_history(kinds, raw["since"], limit=10_000)
     return {
         **shape(raw, events + models_as_events(rt, events, raw["since"])),
-        "accuracy": accuracy.live_accuracy(rt),
+        "accuracy": latest_accuracy(events, _at(raw["now"])) or accuracy.live_accuracy(rt),
     }
+
+
+def latest_accuracy(events: list[dict[str, Any]], now: datetime) -> dict[str, Any] | None:
+    """The live-accuracy figures beat stored last, if they are recent (it computes them every
+    hour; reading a busy week's decisions on every page view would not be cheap)."""
+    stored = [e for e in events if e["kind"] == Event.LIVE_ACCURACY]
+    if not stored or now - _at(stored[-1]["at"]) > ACCURACY_FRESH:
+        return None
+    figures: dict[str, Any] = stored[-1]["payload"]
+    return figures
 
 
 def models_as_events(rt: Runtime, events: list[dict[str, Any]], since: str) -> list[dict[str, Any]]:

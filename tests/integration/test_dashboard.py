@@ -3,6 +3,7 @@ hours, then causa_dashboard's counts and the series flows.dashboard draws from t
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -129,3 +130,15 @@ def test_the_model_timeline_follows_promotions_and_rollbacks() -> None:
             "verdict": None,
         }
     ]
+
+
+def test_stored_live_accuracy_is_shown_while_it_is_recent() -> None:
+    stored = {
+        "kind": "live_accuracy",
+        "at": "2026-11-04T10:00:00+00:00",
+        "payload": {"reviewed": 7},
+    }
+    now = datetime.fromisoformat("2026-11-04T11:00:00+00:00")
+    assert dashboard.latest_accuracy([stored], now) == {"reviewed": 7}
+    assert dashboard.latest_accuracy([stored], now + timedelta(hours=2)) is None  # computed again
+    assert dashboard.latest_accuracy([], now) is None
