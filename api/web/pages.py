@@ -125,7 +125,7 @@ async def home(request: Request) -> Response:
 async def login_page(request: Request) -> Response:
     token = session.login_token(request)
     response = render(request, "login", None, token=token)
-    session.set_login_cookie(response, request, token)
+    session.set_login_cookie(response, request, _rt(request).settings, token)
     return response
 
 

@@ -3,11 +3,12 @@ session cookie, and the CSRF token every form carries.
 
 The cookie is signed (itsdangerous, with a key derived from the model signing key, which every
 API process of a deployment shares) and holds the key's name, scope and lookup prefix, never
-the key. It is HttpOnly, SameSite=Strict, Secure when the page came over HTTPS, and expires
-after CAUSA_WEB_SESSION_MINUTES; each request checks that the key is still there and not
-revoked (a revoked key signs its sessions out). The CSRF token is random per session, kept in
-the signed cookie and compared in constant time; the sign-in form, before any session, is
-protected the same way by a cookie of its own (double submit)."""
+the key. It is HttpOnly, SameSite=Strict, Secure when the page came over HTTPS (or with
+CAUSA_WEB_SECURE_COOKIES), and expires after CAUSA_WEB_SESSION_MINUTES; each request checks
+that the key is still there and not revoked (a revoked key signs its sessions out). The CSRF
+token is random per session, kept in the signed cookie and compared in constant time; the
+sign-in form, before any session, is protected the same way by a cookie of its own (double
+submit)."""
 
 from __future__ import annotations
 
@@ -47,18 +48,17 @@ def serializer(signing_key: bytes) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt="causa-session")
 
 
-def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
-
-
-def _set(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+def _set(
+    response: Response, request: Request, settings: Settings, name: str, value: str, max_age: int
+) -> None:
     response.set_cookie(
         name,
         value,
         max_age=max_age,
         httponly=True,
         samesite="strict",
-        secure=_secure(request),
+        # over HTTPS, or behind a proxy that ends TLS (CAUSA_WEB_SECURE_COOKIES)
+        secure=request.url.scheme == "https" or settings.web_secure_cookies,
         path="/",
     )
 
@@ -78,7 +78,14 @@ def start(
         "p": given[: keys.PREFIX_CHARS],
         "c": secrets.token_urlsafe(32),
     }
-    _set(response, request, SESSION_COOKIE, signer.dumps(value), settings.web_session_minutes * 60)
+    _set(
+        response,
+        request,
+        settings,
+        SESSION_COOKIE,
+        signer.dumps(value),
+        settings.web_session_minutes * 60,
+    )
     response.delete_cookie(LOGIN_COOKIE, path="/")
 
 
@@ -109,8 +116,8 @@ def login_token(request: Request) -> str:
     return request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(32)
 
 
-def set_login_cookie(response: Response, request: Request, token: str) -> None:
-    _set(response, request, LOGIN_COOKIE, token, LOGIN_MAX_AGE_S)
+def set_login_cookie(response: Response, request: Request, settings: Settings, token: str) -> None:
+    _set(response, request, settings, LOGIN_COOKIE, token, LOGIN_MAX_AGE_S)
 
 
 def check_csrf(expected: str | None, given: object) -> None:

@@ -354,6 +354,9 @@ class Api(BaseModel):
     api_key_cache_s: float = Field(5.0, ge=0, le=300)
     # How long a review desk session lasts after signing in (then the key is asked again).
     web_session_minutes: int = Field(480, ge=1, le=10_080)
+    # Session cookies are Secure over HTTPS; behind a proxy that ends TLS causa sees plain
+    # HTTP, so say so here.
+    web_secure_cookies: bool = False
     # The port a worker serves Prometheus metrics on (its pool processes aggregated); None:
     # no metrics endpoint on the workers.
     metrics_port: int | None = Field(None, ge=1, le=65_535)

@@ -204,3 +204,14 @@ def test_a_label_after_a_skip_goes_on_from_where_the_reviewer_is(
     third = client.get(done.headers["location"]).text
     # the next one after the skipped ticket, not the skipped one again
     assert shown(third) not in (shown(first), shown(second)), third[:500]
+
+
+def test_cookies_are_secure_behind_a_proxy_that_ends_tls(
+    conn: psycopg.Connection[Any], settings: Any, runtime_for: Callable[..., Any], model: Path
+) -> None:
+    plain = runtime_for(settings)
+    with TestClient(create_app(plain)) as client:
+        assert "secure" not in client.get("/login").headers["set-cookie"].lower()
+    behind = runtime_for(settings, web_secure_cookies=True)
+    with TestClient(create_app(behind)) as client:
+        assert "; secure" in client.get("/login").headers["set-cookie"].lower()
