@@ -104,7 +104,7 @@ class Guard:
             )
 
 
-_parsed = functools.lru_cache(maxsize=1024)(parse)
+parsed_limit = functools.lru_cache(maxsize=1024)(parse)
 
 
 def presented(request: Request) -> str | None:
@@ -130,7 +130,7 @@ def require(scope: str) -> Callable[[Request], Awaitable[Key]]:
             raise ApiError(401, "unauthenticated", "unknown or revoked API key")
         if not key.allows(scope):
             raise ApiError(403, "forbidden", f"key {key.name!r} lacks the {scope!r} scope")
-        item = _parsed(key.rate_limit) if key.rate_limit else guard.default_limit
+        item = parsed_limit(key.rate_limit) if key.rate_limit else guard.default_limit
         await guard.limit(item, f"key:{key.name}", fail_open=scope != "admin")
         request.state.key = key
         return key

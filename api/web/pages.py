@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
 from starlette.concurrency import run_in_threadpool
 
-from api.guard import Guard
+from api.guard import Guard, parsed_limit
 from api.web import charts, session, text
 from api.web.errors import PageError
 from api.web.session import Visitor
@@ -78,15 +78,20 @@ async def _call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(function, *args, **kwargs)
 
 
-async def signed_in(request: Request) -> Visitor:
-    """A FastAPI dependency: the visitor of a valid session, within its key's rate limit;
-    else off to the sign-in page."""
+async def _visitor(request: Request) -> Visitor | None:
     rt = _rt(request)
-    found = await _call(session.visitor, request, request.app.state.signer, rt.store, rt.settings)
+    return await _call(session.visitor, request, request.app.state.signer, rt.store, rt.settings)
+
+
+async def signed_in(request: Request) -> Visitor:
+    """A FastAPI dependency: the visitor of a valid session, within its key's rate limit (the
+    same count as its API calls); else off to the sign-in page."""
+    found = await _visitor(request)
     if found is None:
         raise SignIn()
     guard: Guard = request.app.state.guard
-    await guard.limit(guard.default_limit, f"key:{found.name}", fail_open=not found.admin)
+    limit = parsed_limit(found.rate_limit) if found.rate_limit else guard.default_limit
+    await guard.limit(limit, f"key:{found.name}", fail_open=not found.admin)
     return found
 
 
@@ -116,9 +121,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/")
 async def home(request: Request) -> Response:
-    rt = _rt(request)
-    found = await _call(session.visitor, request, request.app.state.signer, rt.store, rt.settings)
-    return back("/review" if found else "/login")
+    return back("/review" if await _visitor(request) else "/login")
 
 
 @router.get("/login")
@@ -416,13 +419,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(PageError)
     async def _page_error(request: Request, exc: PageError) -> Response:
-        rt = _rt(request)
         found = None
         if request.cookies.get(session.SESSION_COOKIE):
             try:
-                found = await _call(
-                    session.visitor, request, request.app.state.signer, rt.store, rt.settings
-                )
+                found = await _visitor(request)
             except Exception:  # the error page itself must not fail on the database
                 found = None
         return render(request, "error", found, status=exc.status, message=exc.message)

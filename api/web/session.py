@@ -37,6 +37,7 @@ class Visitor:
     scope: str
     prefix: str
     csrf: str
+    rate_limit: str | None = None  # the key's own, if it has one
 
     @property
     def admin(self) -> bool:
@@ -108,7 +109,7 @@ def visitor(
     row = store.find_api_key(found.prefix)
     if row is None or row["revoked"] or row["name"] != found.name:
         return None
-    return Visitor(found.name, row["scope"], found.prefix, found.csrf)
+    return Visitor(found.name, row["scope"], found.prefix, found.csrf, row["rate_limit"])
 
 
 def login_token(request: Request) -> str:
