@@ -201,12 +201,15 @@ async def review(
 ) -> Response:
     rt = _rt(request)
     ticket = await _call(_next_ticket, rt, after, at)
+    counts = await _call(rt.store.status_counts)
     # where the reviewer is in the queue (after skipping): a label goes on from there
     context: dict[str, Any] = {
         "ticket": ticket,
         "done": done,
         "done_cause": cause,
         "cursor": {"after": after, "at": at} if after and at else {},
+        "waiting": counts.get("needs_review", 0),
+        "estimated": "needs_review" in counts.get("estimated", []),
     }
     if ticket is not None:
         terms = [t.get("term", "") for t in ticket.get("explanation") or [] if isinstance(t, dict)]

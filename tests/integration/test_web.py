@@ -110,6 +110,7 @@ def test_a_label_from_the_queue_is_a_human_label_and_needs_the_csrf_token(
     # the next page shows another ticket, and says what was done
     after = client.get(done.headers["location"]).text
     assert f'data-number="{number}"' not in after and "labelled" in after
+    assert "5 tickets waiting for review" in after  # of the six, one labelled
 
 
 def test_hostile_text_is_shown_as_text(desk: tuple[TestClient, Any]) -> None:
