@@ -256,12 +256,6 @@ def classify_batch(
         "stale": applied["stale"] + failed["stale"],
         "model_version": model.version,
     }
-    if applied["stale"] or failed["stale"]:
-        log.warning(
-            "stale writes ignored: lease expired or a person labelled the ticket", **summary
-        )
-    else:
-        log.info("batch classified", **summary)
     # (asked of the standard logger that structlog's filter asks: not 1,000 events dropped)
     for r in outcome.results if logging.getLogger(LOGGER).isEnabledFor(logging.DEBUG) else ():
         log.debug(
@@ -273,6 +267,14 @@ def classify_batch(
             model_version=r.model_version,
         )
     logs.forget_ticket_texts()
+    # counts and a version, no text: logged once the texts are no longer in flight, so that
+    # nothing works out the forms of a batch's texts to scrub them from this line
+    if applied["stale"] or failed["stale"]:
+        log.warning(
+            "stale writes ignored: lease expired or a person labelled the ticket", **summary
+        )
+    else:
+        log.info("batch classified", **summary)
     return summary
 
 
