@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -32,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 import redis
@@ -40,9 +38,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from playwright.sync_api import Response as PageResponse
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tests.e2e.cluster import print_tails
-from tests.helpers import dead_letter, demo_rows, install_model, wait_for
-from worker import demodata, processes
+from tests.e2e.cluster import serving
+from tests.helpers import dead_letter, demo_rows, install_model
+from worker import demodata
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = Path(os.environ.get("CAUSA_TEST_OUTPUT", ROOT / "test-output"))
@@ -91,13 +89,6 @@ class Desk:
     keys: Keys
     models_dir: Path
     logdir: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # --- the database and the seeded tickets ------------------------------------------------------
@@ -265,26 +256,12 @@ def desk(desk_env: dict[str, str]) -> Iterator[Desk]:
     shutil.rmtree(LOGS, ignore_errors=True)
     _seed(desk_env)
     made = _make_keys(desk_env)
-    port = free_port()
-    proc = processes.start("api", ["serve", "--port", str(port)], desk_env, LOGS)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"causa serve exited at start: see {LOGS / 'api.log'}")
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_for(healthy, timeout=START_TIMEOUT_S, what="causa serve to answer", interval=0.2)
-        yield Desk(url, desk_env["DATABASE_URL"], made, Path(desk_env["CAUSA_MODELS_DIR"]), LOGS)
-    except BaseException:
-        print_tails(LOGS, ["api"])
-        raise
+        with serving(LOGS, desk_env, 1, START_TIMEOUT_S) as url:
+            yield Desk(
+                url, desk_env["DATABASE_URL"], made, Path(desk_env["CAUSA_MODELS_DIR"]), LOGS
+            )
     finally:
-        processes.stop([proc])
         client.flushdb()
 
 

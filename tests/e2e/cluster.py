@@ -5,14 +5,17 @@ of a work item (its attempt), committed writes only."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
+from tests.helpers import wait_for
 from worker import processes
 
 AUDIT = """
@@ -107,3 +110,49 @@ def print_tails(logdir: Path, names: Iterable[str], lines: int = 60) -> None:
         if log.exists():
             tail = log.read_text(errors="replace").splitlines()[-lines:]
             print(f"--- last {len(tail)} lines of {log}", *tail, sep="\n")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def started(logdir: Path) -> int:
+    """How many API processes have started their app (uvicorn logs it in each)."""
+    return (logdir / "api.log").read_text(errors="replace").count("Application startup complete")
+
+
+@contextmanager
+def serving(logdir: Path, env: dict[str, str], workers: int, timeout: float) -> Iterator[str]:
+    """`causa serve` with `workers` processes on a free port, until every one answers; its base
+    URL. Stopped at the end, whatever happens; its log's tail is printed on a failure."""
+    port = free_port()
+    args = ["serve", "--port", str(port), *(["--workers", str(workers)] if workers > 1 else [])]
+    proc = processes.start("api", args, env, logdir)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"causa serve exited at start: see {logdir / 'api.log'}")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(healthy, timeout=timeout, what="causa serve to answer", interval=0.2)
+        # /healthz answers as soon as one process is up: wait for the others too
+        wait_for(
+            lambda: started(logdir) == workers,
+            timeout=timeout,
+            what=f"{workers} API processes started",
+            interval=0.2,
+        )
+        yield url
+    except BaseException:
+        print_tails(logdir, ["api"])
+        raise
+    finally:
+        processes.stop([proc])

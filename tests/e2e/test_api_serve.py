@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +17,13 @@ import psycopg
 from prometheus_client import parser
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from tests.e2e.cluster import print_tails
-from tests.helpers import wait_for
-from worker import processes
+from tests.e2e.cluster import serving
 
 API_PROCESSES = 2
 START_TIMEOUT_S = 90.0  # two processes, each importing the model libraries and loading the model
 LIMIT = 20  # a key's requests per minute
 SENT = 2 * LIMIT
 CONNECTIONS = 20  # each a client of its own, sending at once: both processes accept some
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def causa(*args: str, env: dict[str, str]) -> str:
@@ -48,45 +36,6 @@ def causa(*args: str, env: dict[str, str]) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-@contextmanager
-def serve(logdir: Path, env: dict[str, str]) -> Iterator[str]:
-    """`causa serve --workers 2` on a free port, until both processes answer; its base URL.
-    Stopped at the end, whatever happens."""
-    port = free_port()
-    args = ["serve", "--workers", str(API_PROCESSES), "--port", str(port)]
-    proc = processes.start("api", args, env, logdir)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"causa serve exited at start: see {logdir / 'api.log'}")
-        try:
-            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(healthy, timeout=START_TIMEOUT_S, what="causa serve to answer", interval=0.2)
-        # /healthz answers as soon as one process is up: wait for the other one too
-        wait_for(
-            lambda: started(logdir) == API_PROCESSES,
-            timeout=START_TIMEOUT_S,
-            what=f"{API_PROCESSES} API processes started",
-            interval=0.2,
-        )
-        yield url
-    except BaseException:
-        print_tails(logdir, ["api"])
-        raise
-    finally:
-        processes.stop([proc])
-
-
-def started(logdir: Path) -> int:
-    """How many API processes have started their app (uvicorn logs it in each)."""
-    return (logdir / "api.log").read_text(errors="replace").count("Application startup complete")
 
 
 def predictions_per_process(metrics_dir: Path) -> dict[str, float]:
@@ -111,7 +60,7 @@ def test_a_key_s_limit_holds_in_total_across_two_api_processes_sharing_redis(
     made = json.loads(causa(*create, "--rate-limit", f"{LIMIT}/minute", "--json", env=env))
     assert made["rate_limit"] == f"{LIMIT}/minute" and made["scopes"] == ["predict"]
     key = {"X-API-Key": made["key"]}
-    with serve(tmp_path, env) as url:
+    with serving(tmp_path, env, API_PROCESSES, START_TIMEOUT_S) as url:
         # when a client sends twice the key's limit within a minute, over many connections
         def send(n: int) -> list[httpx.Response]:
             with httpx.Client(base_url=url, timeout=30) as client:  # a connection of its own
