@@ -98,21 +98,21 @@ def shape(raw: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
 def gather(rt: Runtime, days: int) -> dict[str, Any]:
     """The dashboard over the last `days` days, with live accuracy over its own window."""
     raw = rt.store.dashboard(days)
-    kinds = [Event.DRIFT, Event.LIVE_ACCURACY, *TIMELINE]
-    events = rt.store.event_history(kinds, raw["since"], limit=10_000)
+    events = rt.store.event_history([Event.DRIFT, *TIMELINE], raw["since"], limit=10_000)
+    stored = rt.store.latest_events().get(Event.LIVE_ACCURACY)
     return {
         **shape(raw, events + models_as_events(rt, events, raw["since"])),
-        "accuracy": latest_accuracy(events, _at(raw["now"])) or accuracy.live_accuracy(rt),
+        "accuracy": latest_accuracy(stored, _at(raw["now"])) or accuracy.live_accuracy(rt),
     }
 
 
-def latest_accuracy(events: list[dict[str, Any]], now: datetime) -> dict[str, Any] | None:
-    """The live-accuracy figures beat stored last, if they are recent (it computes them every
-    hour; reading a busy week's decisions on every page view would not be cheap)."""
-    stored = [e for e in events if e["kind"] == Event.LIVE_ACCURACY]
-    if not stored or now - _at(stored[-1]["at"]) > ACCURACY_FRESH:
+def latest_accuracy(stored: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+    """The live-accuracy figures beat stored last ({at, payload} of the newest event), if
+    they are recent (it computes them every hour; reading a busy week's decisions on every
+    page view would not be cheap)."""
+    if stored is None or now - _at(stored["at"]) > ACCURACY_FRESH:
         return None
-    figures: dict[str, Any] = stored[-1]["payload"]
+    figures: dict[str, Any] = stored["payload"]
     return figures
 
 

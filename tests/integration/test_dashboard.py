@@ -139,6 +139,6 @@ def test_stored_live_accuracy_is_shown_while_it_is_recent() -> None:
         "payload": {"reviewed": 7},
     }
     now = datetime.fromisoformat("2026-11-04T11:00:00+00:00")
-    assert dashboard.latest_accuracy([stored], now) == {"reviewed": 7}
-    assert dashboard.latest_accuracy([stored], now + timedelta(hours=2)) is None  # computed again
-    assert dashboard.latest_accuracy([], now) is None
+    assert dashboard.latest_accuracy(stored, now) == {"reviewed": 7}
+    assert dashboard.latest_accuracy(stored, now + timedelta(hours=2)) is None  # computed again
+    assert dashboard.latest_accuracy(None, now) is None
