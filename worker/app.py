@@ -21,7 +21,7 @@ from shared import logs
 from shared.settings import Settings, load_settings
 from training import registry
 from training.registry import ModelRegistry
-from worker import bootstrap, metrics, names, sentry
+from worker import bootstrap, broker, metrics, names, sentry
 from worker.model_holder import ModelHolder
 from worker.queue import CeleryQueue
 
@@ -72,6 +72,9 @@ def make_app(settings: Settings) -> CausaCelery:
         task_default_queue=names.QUEUE,
         task_routes=names.ROUTES,
         task_ignore_result=True,
+        # kombu's Redis transport, with a connection closed under it reported as lost, not as
+        # an AttributeError that stops the worker (worker/broker.py).
+        broker_transport=broker.transport_for(app.conf.broker_url),
         # At-least-once: a task is acknowledged after it ran, and a task whose process was
         # killed goes back to the queue. The claim token makes the second run harmless.
         task_acks_late=True,

@@ -64,6 +64,8 @@ SETTINGS = {
 COMMAND_TIMEOUT_S = 120.0
 
 
+RTO_MAX = Path("/proc/sys/net/ipv4/tcp_rto_max_ms")
+
 # The tools the hosts are built with (iproute2's ip and ss, util-linux's unshare and setpriv).
 TOOLS = {name: shutil.which(name) for name in ("ip", "ss", "unshare", "setpriv")}
 
@@ -101,6 +103,7 @@ class Network:
             ip("netns", "add", self.ns(host))
             self.created.append(self.ns(host))  # before anything else can fail: removed then
             ip("-n", self.ns(host), "link", "set", "lo", "up")
+            self._cap_retransmission_backoff(host)
         db = self.ns(DB)
         # A bridge on the database host: one LAN, so every host has the same URLs.
         ip("-n", db, "link", "add", "br0", "type", "bridge")
@@ -113,6 +116,19 @@ class Network:
             ip("-n", db, "link", "set", f"to-{host}", "master", "br0", "up")
             ip("-n", self.ns(host), "addr", "add", f"{ADDRESS[host]}/{PREFIX_LEN}", "dev", LINK)
             ip("-n", self.ns(host), "link", "set", LINK, "up")
+
+    def _cap_retransmission_backoff(self, host: str) -> None:
+        """TCP's retransmission timer doubles while a link is down, up to 120 s: a write sent
+        into a cut could then wait a minute after the link returns before it is sent again.
+        Where the kernel lets a namespace cap it (`tcp_rto_max_ms`, Linux 6.15+), the hosts
+        retransmit at least every 2 s, so a late write arrives soon after the link heals. The
+        retries allowed before a connection is given up go up with it (255 x 2 s: ~8 minutes,
+        about the default's 15 doubling ones)."""
+        if RTO_MAX.exists():
+            settings = f"echo 2000 > {RTO_MAX} && echo 255 > /proc/sys/net/ipv4/tcp_retries2"
+            subprocess.run(
+                [_tool("ip"), "netns", "exec", self.ns(host), "sh", "-c", settings], check=True
+            )
 
     def remove(self) -> None:
         """Delete every namespace made (with its links); what is already gone is skipped."""

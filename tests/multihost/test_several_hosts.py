@@ -315,7 +315,10 @@ def test_a_host_cut_off_mid_batch_loses_nothing_its_late_write_is_stale_and_it_r
     # when the link is back, the write the cut host had sent arrives and changes nothing:
     # every ticket was claimed again meanwhile, so its claim tokens are stale
     reply = wait_for_value(
-        lambda: reply_to(conn, f"{request}:apply"), timeout=60, what="the late write"
+        lambda: reply_to(conn, f"{request}:apply"),
+        timeout=60,
+        what=f"the late write (the cut lasted {recovered_s:.1f} s; past causa's TCP user"
+        " timeout, 30 s, the cut host gives its connection up and the write never comes)",
     )
     late_s = time.monotonic() - back_at
     assert reply == {"applied": 0, "stale": CUT_TICKETS}, reply
