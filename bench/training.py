@@ -30,12 +30,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "it_service_tickets.csv.gz"
 
 RSS_PROBE = """
-import json, sys, psutil
+import importlib, json, sys, psutil
 from pathlib import Path
 from shared.settings import load_settings
 from training.registry import ModelRegistry
 from worker.model_holder import ModelHolder
+from worker import names
 import worker.app  # the worker's own imports: Celery, psycopg, structlog
+for module in names.TASK_MODULES:  # and its tasks', as Celery imports them
+    importlib.import_module(module)
 settings = load_settings(models_dir=Path(sys.argv[1]), home=Path(sys.argv[2]))
 model = ModelHolder(ModelRegistry.from_settings(settings)).get()
 model.explain(["no puedo entrar a la vpn desde casa"] * 1000)  # as a worker predicts
