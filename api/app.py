@@ -122,7 +122,10 @@ class Prediction(BaseModel):
     cause: str
     confidence: float
     verdict: Literal["classified", "needs_review"]
-    threshold: float
+    threshold: float | None = Field(
+        description="the confidence from which the cause is applied automatically; null for a"
+        " cause never applied automatically (CAUSA_NEVER_AUTO)"
+    )
     alternatives: list[dict[str, Any]]
     probabilities: dict[str, float]
     explanation: list[Term] | None = Field(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from flows.classify import ALTERNATIVES, Model, predictions, verdict
+from flows.classify import ALTERNATIVES, Model, predictions, threshold_in_force, verdict
 from shared.text import clean
 
 
@@ -19,10 +19,10 @@ def predict(
     never: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Per text: the cause, its confidence, the verdict causa would give (with the threshold
-    that decided it), the next causes, every cause's probability, and with `explain` the
-    explanation (the terms that raised the cause most, with their weights; None when not
-    asked for or for a model that is not explained: for a single text it costs some half
-    of predicting it)."""
+    that decided it: None for a cause never applied automatically), the next causes, every
+    cause's probability, and with `explain` the explanation (the terms that raised the cause
+    most, with their weights; None when not asked for or for a model that is not explained:
+    for a single text it costs some half of predicting it)."""
     proba, explained = predictions(model, [clean(t) for t in texts], explain)
     out = []
     for i, row in enumerate(proba):
@@ -33,7 +33,7 @@ def predict(
                 "cause": cause,
                 "confidence": round(confidence, 6),
                 "verdict": str(verdict(model, cause, confidence, threshold, never)),
-                "threshold": model.thresholds.get(cause, threshold),
+                "threshold": threshold_in_force(model.thresholds, cause, threshold, never),
                 "alternatives": [
                     {"cause": c, "p": round(p, 6)} for c, p in ranked[1 : 1 + ALTERNATIVES]
                 ],

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from flows import predict
 from flows.classify import classify_batch, decide, tasks_needed
 from shared.settings import Settings
 from shared.store import Caller, Claimed, Failure, Labelled, Result
@@ -99,6 +100,13 @@ def test_a_never_auto_cause_always_ends_needs_review() -> None:
     assert (by_number["1"].status, by_number["1"].predicted) == ("needs_review", "Hardware")
     assert (by_number["1"].confidence or 0) >= 0.9
     assert decide([ticket("3", "la pantalla")], model, 0.6).results[0].status == "classified"
+    # and a prediction without a ticket says so: no threshold applies it
+    (said,) = predict.predict(
+        model, ["la pantalla parpadea"], 0.6, never=settings.never_auto_causes
+    )
+    assert (said["cause"], said["verdict"], said["threshold"]) == ("Hardware", "needs_review", None)
+    (other,) = predict.predict(model, ["la pantalla parpadea"], 0.6)
+    assert (other["verdict"], other["threshold"]) == ("classified", 0.0)
 
 
 def test_explanations_are_kept_with_each_result_unless_switched_off() -> None:
