@@ -54,6 +54,7 @@ MODEL_CHECK_S = 1.0
 # Requests with at most this many texts are predicted on the event loop (some 3 ms at most).
 INLINE_TEXTS = 10
 VERSION = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$"  # ASCII digits: as every regex engine reads it
+LABEL = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}(\.r[1-9][0-9]*)?$"  # with a thresholds revision
 
 
 def _no_nul(value: str) -> str:
@@ -228,7 +229,9 @@ class ReclassifyRequest(NumbersRequest):
 
 
 class RollbackRequest(BaseModel):
-    version: str | None = Field(None, pattern=VERSION)
+    version: str | None = Field(
+        None, pattern=LABEL, description="a backup's version, or VERSION.rN for one revision"
+    )
 
 
 class Queued(BaseModel):

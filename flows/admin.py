@@ -14,7 +14,7 @@ from flows.drift import drift_report
 from flows.runtime import Runtime
 from flows.training import retrain, roll_back
 from shared.contract import DECIDED, Event, Status
-from training.registry import VERSION
+from training.registry import LABEL
 
 log = structlog.get_logger("causa.admin")
 UNKNOWN = "unknown (Flower or the API; pass triggered_by)"
@@ -47,11 +47,13 @@ def checked_numbers(numbers: Any) -> list[str] | None:
 
 
 def checked_version(name: str, value: Any) -> str | None:
-    """A model version argument: None, or a version as `causa models` lists them."""
-    if value is None or (isinstance(value, str) and VERSION.match(value)):
+    """A model version argument: None, or a version (with its thresholds revision, if any)
+    as `causa models` lists them."""
+    if value is None or (isinstance(value, str) and LABEL.match(value)):
         return value
     raise ValueError(
-        f"{name} must be a model version such as 20261130T020000Z-ab12cd34 (see `causa models`),"
+        f"{name} must be a model version such as 20261130T020000Z-ab12cd34, or one of its"
+        f" thresholds revisions such as 20261130T020000Z-ab12cd34.r1 (see `causa models`),"
         f" not {_shown(value)}"
     )
 

@@ -75,12 +75,14 @@ def retrain(
 def roll_back(
     rt: Runtime, version: str | None, replacing: str | None, trigger: str
 ) -> dict[str, Any]:
-    """Put a backup back in service: `version`, or the newest backup. A repeated or
-    redelivered request changes nothing: without `version`, a model that a rollback put in
-    service stays (to roll back further, name the version); with `replacing`, only while
-    that version is still in service."""
+    """Put a backup back in service: `version` (VERSION, or VERSION.rN for one thresholds
+    revision), or the newest backup. A repeated or redelivered request changes nothing:
+    without `version`, a model that a rollback put in service stays (to roll back further,
+    name the version); with `replacing`, only while that one (version and revision) is still
+    in service. Versions are named with their revision: a rollback of thresholds keeps the
+    version and changes the revision."""
     current = rt.registry.current()
-    in_service = current.version if current else None
+    in_service = current.label if current else None
     repeated = (
         (replacing is not None and in_service != replacing)
         or (version is not None and in_service == version)
@@ -89,11 +91,11 @@ def roll_back(
     if repeated:
         return {"version": in_service, "decision": "unchanged: already rolled back"}
     info = rt.registry.rollback(version)
-    result = {"version": info.version, "replaced": in_service, "decision": info.decision}
+    result = {"version": info.label, "replaced": in_service, "decision": info.decision}
     rt.store.record_event(Event.ROLLBACK, {"trigger": trigger, **result})
     rt.notifier.send(
         "model rolled back",
-        f"model {info.version} back in service",
+        f"model {info.label} back in service",
         f"replaced {in_service}; trigger: {trigger}",
         level="warning",
     )

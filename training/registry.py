@@ -33,6 +33,7 @@ import structlog
 
 from shared.settings import ConfigError, Settings
 from training.modelfile import (
+    LABEL,
     ROLLBACK,
     TRUSTED_TYPES,
     VERSION,
@@ -47,6 +48,7 @@ from training.modelfile import (
 from training.modelfile import load as load_file
 
 __all__ = [
+    "LABEL",
     "MANIFEST",
     "TRUSTED_TYPES",
     "VERSION",

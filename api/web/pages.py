@@ -396,7 +396,7 @@ async def rollback(request: Request, visitor: Admin) -> Response:
         )
     kwargs: dict[str, Any] = {"version": version} if version else {}
     if current is not None:
-        kwargs["replacing"] = current.version  # a second click changes nothing more
+        kwargs["replacing"] = current.label  # a second click changes nothing more
     return back(f"/models?task={quote(await _submit(request, visitor, 'rollback', **kwargs))}")
 
 

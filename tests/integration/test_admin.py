@@ -102,6 +102,24 @@ def test_rollback_happens_once_however_often_it_is_asked(rt: Any, model: Any) ->
     assert rt.store.latest_events()["rollback"]["payload"]["replaced"] == second.version
 
 
+def test_a_rollback_of_thresholds_names_the_revisions_and_happens_once(rt: Any, model: Any) -> None:
+    # given a thresholds revision of the model in service (same version, revision 1)
+    first = rt.registry.current()
+    revised = rt.registry.revise({first.classes[0]: 0.5}, decision="test")
+    assert (revised.version, revised.label) == (first.version, f"{first.version}.r1")
+    # when the desk's rollback arrives twice, replacing the revision in service
+    once = run(admin.rollback, replacing=revised.label, triggered_by="t")
+    twice = run(admin.rollback, replacing=revised.label, triggered_by="t")
+    # then revision 0 is back, the event says which revision it replaced, and once only
+    assert (once["version"], once["replaced"]) == (first.version, revised.label)
+    assert twice["decision"].startswith("unchanged")
+    assert rt.registry.current().revision == 0
+    assert rt.store.latest_events()["rollback"]["payload"]["replaced"] == revised.label
+    # and revision 1 can be put back by its name
+    back = run(admin.rollback, version=revised.label, triggered_by="t")
+    assert back["version"] == revised.label and rt.registry.current().revision == 1
+
+
 def test_purge_backups_keeps_the_newest(rt: Any, model: Any) -> None:
     current = rt.registry.load_current()
     for i in range(3):

@@ -82,7 +82,7 @@ def rollback(
 ) -> None:
     """Put a backup model in service, once: repeating the command changes nothing more."""
     current = ModelRegistry.from_settings(ready_to_run()).current()
-    replacing = current.version if current else None
+    replacing = current.label if current else None
     _run("rollback", enqueue, version=version, replacing=replacing)
 
 
