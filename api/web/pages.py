@@ -24,7 +24,7 @@ from api.guard import Guard, parsed_limit
 from api.web import charts, session, text
 from api.web.errors import PageError
 from api.web.session import Visitor
-from flows import admin, dashboard
+from flows import accuracy, admin, dashboard
 from flows.runtime import Runtime
 from shared.contract import Event
 from training import registry
@@ -173,12 +173,6 @@ def _suggestions(ticket: dict[str, Any]) -> list[dict[str, Any]]:
     return out[:3]
 
 
-def _causes(rt: Runtime) -> list[str]:
-    model = rt.models.get()
-    info = model.info if model is not None else rt.registry.current()
-    return sorted(info.classes) if info is not None else []
-
-
 def _next_ticket(rt: Runtime, after: str | None, at: str | None) -> dict[str, Any] | None:
     cursor = None
     if after is not None:
@@ -219,7 +213,7 @@ async def review(
             rest=text.pieces(rest, terms) if rest else [],
             rest_chars=len(rest),
             suggestions=_suggestions(ticket),
-            causes=await _call(_causes, rt),
+            causes=sorted(await _call(accuracy.model_classes, rt)),
             skip=f"/review?{urlencode({'after': ticket['number'], 'at': ticket['at']})}",
         )
     return render(request, "review", visitor, **context)
