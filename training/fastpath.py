@@ -107,7 +107,10 @@ class Compiled:
         """The probabilities, and per text the `top` terms that raised its most likely cause
         most, with their weights (only terms that raised it). Done for the whole batch at
         once: a term is a number (a feature's column, or a word numbered in this call), and
-        (text, term) pairs are summed and ranked by numpy, not one by one."""
+        (text, term) pairs are summed and ranked by numpy, not one by one; a single text by
+        `_explain_one`."""
+        if len(texts) == 1:
+            return self._explain_one(texts[0], top)
         x, found = _batch(self.terms, texts)
         proba = self.scores(x)
         cause = proba.argmax(axis=1)
@@ -139,6 +142,38 @@ class Compiled:
         ):
             explained[r].append((name, w))
         return proba, explained
+
+    def _explain_one(self, text: str, top: int) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
+        """`explain` of one text: the same sums, by dicts, on the features counted as a single
+        text is predicted (numpy's fixed costs, paid once for a batch, would be most of one
+        text's explanation)."""
+        cols, data, counted = _one(self.terms, text)
+        shape = (1, self.terms[-1].end)
+        x = sp.csr_matrix(
+            (np.concatenate(data), np.concatenate(cols), [0, sum(map(len, cols))]), shape
+        )
+        proba = self.scores(x)
+        cause = int(proba[0].argmax())
+        total: dict[int, float] = {}  # each term's weight
+        words: dict[str, int] = {}
+        for i, (c, d, counts) in counted.items():
+            part = self.terms[i]
+            weights = d * self.push[c, cause]
+            if part.words is None:  # a word part: a column is a term
+                for term, w in zip(self.ids[c].tolist(), weights.tolist(), strict=True):
+                    total[term] = total.get(term, 0.0) + w
+                continue
+            # a character part: each n-gram's weight shared by its occurrences, summed by word
+            share = dict(zip((c - part.start).tolist(), (weights / counts).tolist(), strict=True))
+            for word, times in Counter(part.words(text)).items():
+                term = self.term(word, words)
+                raised = times * sum(map(share.__getitem__, part.word(word)))
+                total[term] = total.get(term, 0.0) + raised
+        ranked = sorted((-w, term) for term, w in total.items() if w > 0)[:top]
+        named, spelled = len(self.names), list(words)
+        return proba, [
+            [(self.names[t] if t < named else spelled[t - named], round(-w, 4)) for w, t in ranked]
+        ]
 
     def term(self, word: str, words: dict[str, int]) -> int:
         """A word's term number: the word feature's column when it is one, else its number
@@ -319,19 +354,19 @@ class _Terms:
         self.idf = v.idf_ if v.use_idf else None
         self.l2 = v.norm == "l2"
 
-    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """TfidfVectorizer.transform of one text: its columns and weights."""
+    def row(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """TfidfVectorizer.transform of one text: its columns and weights; and each column's
+        count in the text."""
         found = Counter(self.columns(text))
         found.pop(None, None)  # terms the model does not know
         cols = np.fromiter(found.keys(), dtype=np.int64, count=len(found))
-        data = np.fromiter(found.values(), dtype=np.float64, count=len(found))
-        if self.sublinear:
-            data = np.log(data) + 1
+        counts = np.fromiter(found.values(), dtype=np.float64, count=len(found))
+        data = np.log(counts) + 1 if self.sublinear else counts.copy()
         if self.idf is not None:
             data *= self.idf[cols]
         if self.l2 and len(data):
             data /= np.sqrt(data @ data)
-        return cols + self.start, data
+        return cols + self.start, data, counts
 
     def block(
         self, texts: Sequence[str]
@@ -459,6 +494,25 @@ def _features(terms: list[_Terms], texts: Sequence[str]) -> sp.csr_matrix:
     return _batch(terms, texts, len(texts) >= BLOCK_FROM)[0]
 
 
+Counted = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _one(terms: list[_Terms], text: str) -> tuple[list[np.ndarray], list[np.ndarray], Counted]:
+    """One text's features, part by part (columns, values); and each part counted (not one
+    counted as another alike, see _alike), by its index: columns, values and counts."""
+    counted: Counted = {}
+    cols, data = [], []
+    for i, part in enumerate(terms):
+        if part.same is None:
+            c, d, _ = counted[i] = part.row(text)
+        else:  # counted already, by the part it is alike: its columns moved
+            c, d, _ = counted[part.same]
+            c = c - terms[part.same].start + part.start
+        cols.append(c)
+        data.append(d)
+    return cols, data, counted
+
+
 def _batch(
     terms: list[_Terms], texts: Sequence[str], blocks: bool = True
 ) -> tuple[sp.csr_matrix, dict[int, _Occurrences | _Entries]]:
@@ -474,16 +528,10 @@ def _batch(
     if not blocks:  # text by text, each one's parts side by side
         indptr = [0]
         for text in texts:
-            counted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-            for i, part in enumerate(terms):
-                if part.same is None:
-                    c, d = counted[i] = part.row(text)
-                else:  # counted already, by the part it is alike: its columns moved
-                    c, d = counted[part.same]
-                    c = c - terms[part.same].start + part.start
-                cols.append(c)
-                data.append(d)
-            indptr.append(indptr[-1] + sum(len(c) for c in cols[-len(terms) :]))
+            one_cols, one_data, _ = _one(terms, text)
+            cols += one_cols
+            data += one_data
+            indptr.append(indptr[-1] + sum(map(len, one_cols)))
         shape = (len(texts), width)
         return sp.csr_matrix((np.concatenate(data), np.concatenate(cols), indptr), shape), {}
     found: dict[int, _Occurrences | _Entries] = {}
@@ -494,9 +542,9 @@ def _batch(
             data.append(data[part.same])
         elif part.words is None:
             per_text = [part.row(text) for text in texts]
-            rows.append(np.repeat(np.arange(len(texts)), [len(c) for c, _ in per_text]))
-            cols.append(np.concatenate([c for c, _ in per_text]))
-            data.append(np.concatenate([d for _, d in per_text]))
+            rows.append(np.repeat(np.arange(len(texts)), [len(c) for c, _, _ in per_text]))
+            cols.append(np.concatenate([c for c, _, _ in per_text]))
+            data.append(np.concatenate([d for _, d, _ in per_text]))
             found[i] = _Entries(rows[-1], cols[-1], data[-1])
         else:
             r, c, d, found[i] = part.block(texts)

@@ -114,14 +114,29 @@ def test_explanations_name_terms_of_the_text_that_favour_the_predicted_cause(kin
     assert lowered >= 0.8 * len(texts)
 
 
+def same_explanation(compiled: fastpath.Compiled, text: str, batched: list[Any]) -> None:
+    proba, (alone,) = compiled.explain([text])
+    np.testing.assert_allclose(proba, compiled([text]))
+    assert [t for t, _ in alone] == [t for t, _ in batched], text
+    np.testing.assert_allclose([w for _, w in alone], [w for _, w in batched], atol=2e-4)
+
+
 @pytest.mark.parametrize("kind", ACCEPTED)
 def test_a_text_is_explained_alike_alone_and_in_a_batch(kind: str) -> None:
-    """Terms are numbered per batch: a text's explanation must not depend on its batch."""
+    """A single text is explained by its own path (dicts), a batch by numpy, and terms are
+    numbered per batch: a text's explanation must not depend on either."""
     compiled = fastpath.compile(ACCEPTED[kind])
     assert compiled is not None
-    texts = TEXTS[:20]
+    texts = TEXTS[:100]
     _, together = compiled.explain(texts)
     for text, batched in zip(texts, together, strict=True):
-        (alone,) = compiled.explain([text])[1]
-        assert [t for t, _ in alone] == [t for t, _ in batched], text
-        np.testing.assert_allclose([w for _, w in alone], [w for _, w in batched], atol=2e-4)
+        same_explanation(compiled, text, batched)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=TEXT, kind=st.sampled_from(sorted(ACCEPTED)))
+def test_any_text_is_explained_alike_alone_and_in_a_batch(text: str, kind: str) -> None:
+    compiled = fastpath.compile(ACCEPTED[kind])
+    assert compiled is not None
+    _, (batched, *_) = compiled.explain([text, *TEXTS[: fastpath.BLOCK_FROM]])
+    same_explanation(compiled, text, batched)
