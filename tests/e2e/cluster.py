@@ -5,7 +5,6 @@ of a work item (its attempt), committed writes only."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ import psycopg
 
 from tests.helpers import wait_for
 from worker import processes
+from worker.services import free_port
 
 AUDIT = """
 CREATE TABLE IF NOT EXISTS causa_audit (number text, status text, at timestamptz DEFAULT now());
@@ -110,13 +110,6 @@ def print_tails(logdir: Path, names: Iterable[str], lines: int = 60) -> None:
         if log.exists():
             tail = log.read_text(errors="replace").splitlines()[-lines:]
             print(f"--- last {len(tail)} lines of {log}", *tail, sep="\n")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def started(logdir: Path) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,17 +20,11 @@ import psycopg
 from tests.e2e.cluster import cluster
 from tests.helpers import demo_rows, insert, statuses, wait_for
 from worker import processes
+from worker.services import free_port
 
 READY_MARK = b"Visit me at"  # Flower logs it once its HTTP server listens
 START_TIMEOUT_S = 60.0
 GENERATED = re.compile(rb"generated password: (\S+)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -10,7 +10,6 @@ import email
 import email.policy
 import json
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from shared.notify import Notifier
 from shared.settings import Settings
 from tests.helpers import wait_for
 from worker.cli import app
+from worker.services import free_port
 
 SLACK = "https://hooks.slack.com/services/T0CAUSA/B0CAUSA/slackSECRETtoken42"
 DISCORD = "https://discord.com/api/webhooks/112233445566/discord-SECRET_token"
@@ -63,12 +63,6 @@ NO_CHANNELS.update(notify_urls="", smtp_port=587)
 def only(**values: Any) -> Settings:
     """Settings with exactly these notification channels, whatever the environment holds."""
     return Settings(**{**NO_CHANNELS, **values})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- a local HTTP receiver -------------------------------------------------------------------
