@@ -14,7 +14,7 @@ from flows.drift import drift_report
 from flows.runtime import Runtime
 from flows.training import retrain, roll_back
 from shared.contract import DECIDED, Event, Status
-from training.registry import LABEL
+from training.registry import LABEL, VERSION
 
 log = structlog.get_logger("causa.admin")
 UNKNOWN = "unknown (Flower or the API; pass triggered_by)"
@@ -46,15 +46,15 @@ def checked_numbers(numbers: Any) -> list[str] | None:
     return list(numbers)
 
 
-def checked_version(name: str, value: Any) -> str | None:
-    """A model version argument: None, or a version (with its thresholds revision, if any)
-    as `causa models` lists them."""
-    if value is None or (isinstance(value, str) and LABEL.match(value)):
+def checked_version(name: str, value: Any, *, revision: bool = False) -> str | None:
+    """A model version argument: None, or a version as `causa models` lists them (with
+    `revision`, also one thresholds revision of it: VERSION.rN)."""
+    if value is None or (isinstance(value, str) and (LABEL if revision else VERSION).match(value)):
         return value
+    revisions = " or one of its thresholds revisions such as 20261130T020000Z-ab12cd34.r1"
     raise ValueError(
-        f"{name} must be a model version such as 20261130T020000Z-ab12cd34, or one of its"
-        f" thresholds revisions such as 20261130T020000Z-ab12cd34.r1 (see `causa models`),"
-        f" not {_shown(value)}"
+        f"{name} must be a model version such as 20261130T020000Z-ab12cd34"
+        f"{revisions if revision else ''} (see `causa models`), not {_shown(value)}"
     )
 
 
@@ -95,8 +95,8 @@ def rollback(
     rt: Runtime, version: str | None = None, replacing: str | None = None, *, trigger: str
 ) -> dict[str, Any]:
     """Put a backup in service (a version that does not exist is refused by the registry)."""
-    version = checked_version("version", version)
-    return roll_back(rt, version, checked_version("replacing", replacing), trigger)
+    version = checked_version("version", version, revision=True)
+    return roll_back(rt, version, checked_version("replacing", replacing, revision=True), trigger)
 
 
 ACTIONS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -131,8 +131,9 @@ def submit(rt: Runtime, action: str, triggered_by: str, **kwargs: Any) -> dict[s
     if action not in ACTIONS:
         raise ValueError(f"no admin action {action!r}: one of {', '.join(sorted(ACTIONS))}")
     checked_numbers(kwargs.get("numbers"))
-    for name in ("model_version", "version", "replacing"):
-        checked_version(name, kwargs.get(name))
+    checked_version("model_version", kwargs.get("model_version"))  # what decided tickets
+    for name in ("version", "replacing"):  # a model to put back, or the one in service
+        checked_version(name, kwargs.get(name), revision=True)
     task_id = rt.queue.admin(action, {**kwargs, "triggered_by": triggered_by})
     rt.store.task_run(task_id, action, "queued", by=triggered_by)
     return {"task_id": task_id, "action": action, "state": "queued"}

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pytest
 import redis
 from typer.testing import CliRunner
 
+from flows import admin as admin_flow
 from flows.classify import classify_batch
 from flows.training import TRAINING_LOCK
 from tasks import admin
@@ -118,6 +120,9 @@ def test_a_rollback_of_thresholds_names_the_revisions_and_happens_once(rt: Any, 
     # and revision 1 can be put back by its name
     back = run(admin.rollback, version=revised.label, triggered_by="t")
     assert back["version"] == revised.label and rt.registry.current().revision == 1
+    # while decisions name versions only: a revision is no model_version to reclassify
+    with pytest.raises(ValueError, match="model_version must be a model version"):
+        admin_flow.reclassify(rt, model_version=revised.label)
 
 
 def test_purge_backups_keeps_the_newest(rt: Any, model: Any) -> None:
