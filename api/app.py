@@ -54,7 +54,7 @@ MODEL_CHECK_S = 1.0
 # Requests with at most this many texts are predicted on the event loop (some 3 ms at most).
 INLINE_TEXTS = 10
 VERSION = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$"  # ASCII digits: as every regex engine reads it
-LABEL = r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}(\.r[1-9][0-9]*)?$"  # with a thresholds revision
+LABEL = VERSION.removesuffix("$") + r"(\.r[1-9][0-9]*)?$"  # or a thresholds revision of it
 
 
 def _no_nul(value: str) -> str:

@@ -42,7 +42,7 @@ TRUSTED_TYPES = frozenset(
 # A model version: when it was made and the start of its file's SHA-256.
 VERSION = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 # A version and, for a thresholds revision of it, the revision (see ModelInfo.label).
-LABEL = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}(\.r[1-9][0-9]*)?$")
+LABEL = re.compile(VERSION.pattern.removesuffix("$") + r"(\.r[1-9][0-9]*)?$")
 # How a rolled-back model's manifest begins its decision (and how a repeat is recognised).
 ROLLBACK = "rollback to "
 
