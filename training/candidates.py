@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import TruncatedSVD
 from sklearn.ensemble import StackingClassifier, VotingClassifier
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.svm import LinearSVC
@@ -69,11 +71,90 @@ def fit(pipeline: Any, texts: list[str], labels: list[str]) -> Any:
     pipeline.fit(texts, labels)
     for vectorizer in vectorizers(pipeline):
         vectorizer.stop_words_ = None
-    if isinstance(pipeline, VotingClassifier):
+    inner = pipeline.estimator_ if isinstance(pipeline, Biased) else pipeline
+    if isinstance(inner, VotingClassifier):
         # The same members again, by name: a model file would hold (and a worker load) each
         # of them twice. predict_proba reads estimators_ only.
-        pipeline.named_estimators_ = Bunch()
+        inner.named_estimators_ = Bunch()
     return pipeline
+
+
+# Class factors (Biased): learned on out-of-fold predictions of this many folds, only when
+# every class has at least BIAS_MIN_PER_CLASS labels (else each factor is 1); the log-factors
+# tried, and a small penalty on their squares so that a factor stays 1 where macro-F1 is flat.
+BIAS_FOLDS = 3
+BIAS_MIN_PER_CLASS = 10
+BIAS_GRID = np.round(np.arange(-1.0, 1.0001, 0.05), 2)
+BIAS_PASSES = 3
+BIAS_PENALTY = 0.002
+
+
+class Biased(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """A classifier whose probabilities are multiplied by one factor per class (then summed
+    to one again), the factors chosen for macro-F1: a prior shift that trades a common
+    cause's doubtful tickets for a rarer cause's recall where that raises the mean of the
+    classes' F1. The factors are learned on out-of-fold probabilities of the training
+    tickets (BIAS_FOLDS folds, seeded), never on tickets the model is scored on, then the
+    classifier is fitted on every training ticket. On the reference data: +0.0027 macro-F1
+    in 5-fold cross-validation of the vote (a gain in each fold), for no prediction cost."""
+
+    def __init__(self, estimator: Any, seed: int = 42) -> None:
+        self.estimator = estimator
+        self.seed = seed
+
+    def fit(self, texts: list[str], labels: list[str]) -> Biased:
+        y = np.asarray(labels)
+        classes, counts = np.unique(y, return_counts=True)
+        self.bias_ = np.zeros(len(classes))
+        if counts.min() >= BIAS_MIN_PER_CLASS:
+            folds = StratifiedKFold(BIAS_FOLDS, shuffle=True, random_state=self.seed)
+            oof = cross_val_predict(
+                clone(self.estimator), texts, y, cv=folds, method="predict_proba"
+            )
+            self.bias_ = class_bias(oof, np.searchsorted(classes, y))
+        self.estimator_ = clone(self.estimator).fit(texts, labels)
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, texts: Any) -> np.ndarray:
+        return shifted(self.estimator_.predict_proba(texts), self.bias_)
+
+    def predict(self, texts: Any) -> np.ndarray:
+        predicted: np.ndarray = np.asarray(self.classes_)[self.predict_proba(texts).argmax(axis=1)]
+        return predicted
+
+
+def shifted(proba: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Probabilities times each class's factor exp(bias), summed to one again."""
+    scaled = proba * np.exp(bias)
+    result: np.ndarray = scaled / scaled.sum(axis=1, keepdims=True)
+    return result
+
+
+def class_bias(proba: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Log-factors per class that raise macro-F1 of argmax(log proba + bias) on (proba,
+    truth): coordinate ascent over BIAS_GRID, BIAS_PASSES passes over the classes, less
+    BIAS_PENALTY times the squared log-factors. Deterministic: the first best value wins."""
+    n = proba.shape[1]
+    logp = np.log(np.clip(proba, 1e-12, None))
+
+    def gain(bias: np.ndarray) -> float:
+        predicted = (logp + bias).argmax(axis=1)
+        confusion = np.bincount(truth * n + predicted, minlength=n * n).reshape(n, n)
+        hit = np.diag(confusion)
+        both = confusion.sum(axis=0) + confusion.sum(axis=1)  # 2 tp + fp + fn
+        f1 = np.divide(2 * hit, both, out=np.zeros(n), where=both > 0)
+        return float(f1.mean() - BIAS_PENALTY * np.sum(bias**2))
+
+    bias = np.zeros(n)
+    for _ in range(BIAS_PASSES):
+        for c in range(n):
+            tried = []
+            for value in BIAS_GRID:
+                bias[c] = value
+                tried.append(gain(bias))
+            bias[c] = BIAS_GRID[int(np.argmax(tried))]
+    return bias
 
 
 def vectorizers(fitted: Any) -> list[TfidfVectorizer]:
@@ -81,7 +162,9 @@ def vectorizers(fitted: Any) -> list[TfidfVectorizer]:
     if isinstance(fitted, TfidfVectorizer):
         return [fitted]
     parts: list[Any] = []
-    if isinstance(fitted, Pipeline):
+    if isinstance(fitted, Biased):
+        parts = [fitted.estimator_]
+    elif isinstance(fitted, Pipeline):
         parts = [step for _, step in fitted.steps]
     elif isinstance(fitted, FeatureUnion):
         parts = [part for _, part in fitted.transformer_list]

@@ -41,6 +41,8 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
+from training import candidates
+
 Proba = Callable[[sp.csr_matrix], np.ndarray]
 # Texts a compiled function must answer as the pipeline does before it is used: empty, one
 # word, unknown words, accents and digits, and a long one.
@@ -206,7 +208,15 @@ def _build(pipeline: Any) -> Compiled | None:
     """A pipeline, or a soft vote of pipelines, as one function over all their columns side
     by side: a vote's probabilities are the weighted mean of its members' on their columns,
     and its push is theirs, weighted (a term's weight in an explanation adds up what it
-    pushed in each member; every member's texts are normalised once)."""
+    pushed in each member; every member's texts are normalised once). A Biased classifier is
+    its classifier's function with the class factors applied; its push is the classifier's
+    (a factor raises a class by as much in every text: no term of a text did it)."""
+    if isinstance(pipeline, candidates.Biased):
+        inner = _build(pipeline.estimator_)
+        if inner is None:
+            return None
+        unbiased, bias = inner.scores, pipeline.bias_
+        return Compiled(inner.terms, lambda x: candidates.shifted(unbiased(x), bias), inner.push)
     voting = isinstance(pipeline, VotingClassifier) and pipeline.voting == "soft"
     members = [_member(p) for p in (pipeline.estimators_ if voting else [pipeline])]
     if not members or any(m is None for m in members):

@@ -28,13 +28,15 @@ if TYPE_CHECKING:
     from training.fastpath import Compiled
 
 # The types beyond skops' own trusted ones that causa's pipelines contain, exactly (a test
-# builds every model family and checks): causa's text normaliser is the only function.
+# builds every model family and checks): causa's text normaliser is the only function, and
+# causa's own class factors (training.candidates.Biased) the only class of causa's.
 TRUSTED_TYPES = frozenset(
     {
         "shared.text.normalize",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",
         "sklearn.utils._bunch.Bunch",
+        "training.candidates.Biased",
         "xgboost.core.Booster",
         "xgboost.sklearn.XGBClassifier",
     }

@@ -57,11 +57,13 @@ class TrainingReport:
 
 
 def vote_recipe(seed: int) -> dict[str, Any]:
-    """The soft vote of three views (candidates.vote), with its measured word model."""
+    """The soft vote of three views (candidates.vote), with its measured word model and class
+    factors learned for macro-F1 (candidates.Biased)."""
     return {
         "kind": "vote",
         "features": candidates.VOTE_WORDS,
         "members": {"svc": candidates.VOTE_SVC},
+        "bias": True,
         "seed": seed,
     }
 
@@ -84,11 +86,16 @@ def build(recipe: dict[str, Any]) -> tuple[Any, str]:
     """The unfitted pipeline a recipe stands for, and what it is in words."""
     feats, members, seed = recipe["features"], recipe["members"], int(recipe["seed"])
     if recipe["kind"] == "vote":
-        return (
-            candidates.vote(feats, members["svc"], seed),
+        described = (
             f"soft vote of svc {members['svc']} on {feats}, character 2-5-grams svc, and"
-            " logreg on the same words",
+            " logreg on the same words"
         )
+        if recipe.get("bias"):  # a recipe recorded before class factors has none
+            return (
+                candidates.Biased(candidates.vote(feats, members["svc"], seed), seed),
+                f"{described}, class factors for macro-F1",
+            )
+        return candidates.vote(feats, members["svc"], seed), described
     if recipe["kind"] == "stack":
         return candidates.stack(feats, members, seed), f"stack of {', '.join(members)} on {feats}"
     [(family, params)] = members.items()

@@ -203,6 +203,7 @@ def test_every_model_causa_builds_needs_only_the_allow_listed_types() -> None:
     pipelines += [candidates.single(words_and_chars, f, p, 42) for f, p in families.items()]
     pipelines.append(candidates.stack(words_and_chars, {**families, "xgb": xgb}, 42))
     pipelines.append(candidates.vote(words_and_chars, {"C": 1.0}, 42))
+    pipelines.append(candidates.Biased(candidates.vote(words_and_chars, {"C": 1.0}, 42), 42))
     # then each saved file needs no type beyond the allow-list, which has none to spare
     needed: set[str] = set()
     for pipeline in pipelines:

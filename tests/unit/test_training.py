@@ -19,7 +19,7 @@ from flows.training import retrain_offline
 from shared import logs
 from shared.settings import Settings
 from tests.helpers import KEY
-from training import dataset, modelfile, registry, tracking
+from training import candidates, dataset, modelfile, registry, tracking
 from training.registry import ModelRegistry
 from training.train import TrainingReport, retrain
 from worker import demodata
@@ -208,9 +208,14 @@ def test_a_snapshot_retraining_fits_the_same_model(tmp_path: Path) -> None:
 def _fitted(model: Any) -> list[str]:
     """A digest of each fitted step (TF-IDF, classifier) of the model's pipelines: equal
     when their fitted arrays and parameters are. (Not of the whole model: pickle writes
-    an object shared by two places once, so equal models may pickle differently.)"""
+    an object shared by two places once, so equal models may pickle differently.) And of
+    the class factors, for a model that has them."""
+    factors = [model.bias_.tobytes().hex()] if isinstance(model, candidates.Biased) else []
+    model = model.estimator_ if factors else model
     members = model.estimators_ if hasattr(model, "estimators_") else [model]
-    return [hashlib.sha256(pickle.dumps(s)).hexdigest() for m in members for _, s in m.steps]
+    return factors + [
+        hashlib.sha256(pickle.dumps(s)).hexdigest() for m in members for _, s in m.steps
+    ]
 
 
 def test_an_unknown_snapshot_says_where_digests_are_found(tmp_path: Path) -> None:
