@@ -30,7 +30,10 @@ is the server's doing). Lateness adds to the latencies, never hides them; when m
 are late the output says so. It also reports the CPU the API's processes, itself and the
 rest of the machine used while the counted requests went out.
 
-    python bench/api.py [--rate 500] [--seconds 30] [--searched-models DIR] [--json]
+With --explain, every request also asks for the terms that raised each cause (what
+explanations cost a caller: run it with and without).
+
+    python bench/api.py [--rate 500] [--seconds 30] [--searched-models DIR] [--explain] [--json]
 """
 
 from __future__ import annotations
@@ -289,8 +292,10 @@ def health_request(pool: Pool) -> bytes:
     return f"GET /healthz HTTP/1.1\r\nHost: {pool.host}:{pool.port}\r\n\r\n".encode()
 
 
-def predict_request(host: str, port: int, key: str, texts: list[str]) -> bytes:
-    body = json.dumps({"texts": texts}, ensure_ascii=False).encode()
+def predict_request(
+    host: str, port: int, key: str, texts: list[str], explain: bool = False
+) -> bytes:
+    body = json.dumps({"texts": texts, "explain": explain}, ensure_ascii=False).encode()
     head = (
         f"POST /v1/predict HTTP/1.1\r\nHost: {host}:{port}\r\nX-API-Key: {key}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -592,9 +597,10 @@ def generate_load(config: dict[str, Any]) -> dict[str, Any]:
     texts = [
         f"{t.short_description} {t.description}" for t in demodata.generate(TEXTS, seed=TEXTS_SEED)
     ]
-    singles = [predict_request(host, port, key, [t]) for t in texts]
+    explain = bool(config["explain"])
+    singles = [predict_request(host, port, key, [t], explain) for t in texts]
     batches = [
-        predict_request(host, port, key, texts[i : i + BATCH])
+        predict_request(host, port, key, texts[i : i + BATCH], explain)
         for i in range(0, len(texts) - BATCH + 1, BATCH)
     ]
     gc.freeze()  # what is built so far is never scanned again: no collector pauses mid-schedule
@@ -712,6 +718,7 @@ def measure(
                 "seconds": args.seconds,
                 "warmup": args.warmup,
                 "batch_concurrency": args.batch_concurrency,
+                "explain": args.explain,
             }
         )
     return {"model": version, **result}
@@ -754,6 +761,7 @@ def main() -> None:
         help="the models directory of a model from `causa train`, for the second row"
         " (default: CAUSA_MODELS_DIR, unless its model is a bootstrap one)",
     )
+    p.add_argument("--explain", action="store_true", help="every request asks for explanations too")
     p.add_argument("--load-generator", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.load_generator:
@@ -856,7 +864,8 @@ def report(
     first = results[BOOTSTRAP_ROW]
     common.emit(
         rows,
-        f"causa serve, {WORKERS} processes, on {common.machine()} (load average {load:.2f})",
+        f"causa serve, {WORKERS} processes{', explanations asked' if args.explain else ''},"
+        f" on {common.machine()} (load average {load:.2f})",
         {
             "single_p50_ms": first[s]["p50_ms"],
             "single_p99_ms": first[s]["p99_ms"],
@@ -870,6 +879,7 @@ def report(
             "generator_kept_schedule": kept,
             "generator_nice": first.get("nice"),
             "batch_mode": f"closed loop, {args.batch_concurrency} connections",
+            "explain": args.explain,
             "api_processes": WORKERS,
             "machine": common.machine(),
             "load_average": round(load, 2),

@@ -152,7 +152,7 @@ class Queue(BaseModel):
     # (comma-separated, as the model names them).
     never_auto: str = ""
     # Store with each decision the terms that raised its cause (on a batch of 1,000, some
-    # 6-16 % more prediction time with the bootstrap model, 16-42 % with the vote).
+    # 6-14 % more prediction time with the bootstrap model, 7-13 % with the vote).
     explain: bool = True
     max_attempts: int = Field(3, ge=1)
     classify_since: datetime | None = None
@@ -241,8 +241,9 @@ class Training(BaseModel):
     # +0.003 macro-F1 on the reference data (not significant) for twice the fit time and memory.
     stack_members: int = Field(1, ge=1, le=4)
     # The challenger is a soft vote of three models with a measured recipe, no search (word
-    # SVM, character n-gram SVM, word logistic regression: training.candidates.vote); false:
-    # the search's best model, or the stack above.
+    # SVM, character n-gram SVM, word logistic regression: training.candidates.vote) with
+    # class factors learned for macro-F1 (training.candidates.Biased); false: the search's
+    # best model, or the stack above.
     vote: bool = True
     # The model that serves is fitted again on every label, the holdout too, once it has
     # won on the holdout; the holdout-trained one is kept as its twin for comparisons.
