@@ -49,7 +49,6 @@ def test_probabilities_are_the_classifiers_times_the_factors_summed_to_one() -> 
     assert list(biased.predict(texts)) == list(biased.classes_[expected.argmax(axis=1)])
     # and too few labels of a cause to learn from out of fold: no factor but 1
     few = candidates.Biased(candidates.single(words, "logreg", {"C": 4.0}, 42), 42)
-    rare = causes.index(causes[0])
-    kept = [i for i, c in enumerate(causes) if c != causes[0] or i < rare + 5]
+    kept = [i for i, c in enumerate(causes) if c != causes[0] or i < 5]  # at most 5 of it
     candidates.fit(few, [texts[i] for i in kept], [causes[i] for i in kept])
     assert np.array_equal(few.bias_, np.zeros(len(few.classes_)))
