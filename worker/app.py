@@ -20,7 +20,6 @@ from flows.runtime import Runtime
 from shared import logs
 from shared.settings import Settings, load_settings
 from training import registry
-from training.registry import ModelRegistry
 from worker import bootstrap, broker, metrics, names, sentry
 from worker.model_holder import ModelHolder
 from worker.queue import CeleryQueue
@@ -159,7 +158,7 @@ def _worker_init(**_: Any) -> None:
     # (a new one after a crash or a time limit included) starts with it in memory instead of
     # loading it within its first task's time limit.
     registry.preload()
-    app.preloaded = ModelHolder(ModelRegistry.from_settings(app.settings))
+    app.preloaded = ModelHolder.from_settings(app.settings)
     app.preloaded.get()
     if app.settings.metrics_port is not None:
         metrics.serve(app.settings.metrics_port)

@@ -6,6 +6,11 @@ replaces the reference, so a batch in flight finishes on the model it began with
 file never replaces a good model. A new revision of the same model (its thresholds: `causa
 thresholds --apply`, or a rollback to an earlier revision) replaces only the manifest the
 model carries: the same verified pipeline with the new thresholds, nothing loaded.
+
+A replacement loads in a thread of its own, outside any task's time limit: a batch waits for
+it at most `wait_s` (half the task's soft time limit in a worker), then goes on with the model
+in service. A new model serves from the next batch when it loads within that, else from the
+first batch after it loaded; a slow load is never cut off by the limit and started over.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from pathlib import Path
 import structlog
 
 from shared.notify import Notify
+from shared.settings import Settings
 from training import registry
 from training.registry import LoadedModel, ModelError, ModelRegistry
 
@@ -40,15 +46,26 @@ def _stamp(directory: Path) -> tuple[int, int, int] | None:
 
 
 class ModelHolder:
-    def __init__(self, models: ModelRegistry, notifier: Notify | None = None) -> None:
+    def __init__(
+        self, models: ModelRegistry, notifier: Notify | None = None, wait_s: float | None = None
+    ) -> None:
         self.registry = models
         self.notifier = notifier
         self.models_dir = models.serving
+        # How long a caller waits for a replacement being loaded (None: until it is loaded).
+        self.wait_s = wait_s
         self._model: LoadedModel | None = None
         self._seen: tuple[int, int, int] | None = None
         self._store_seen: tuple[int, int, int] | None = None
         self._retry_at = 0.0
+        self._loading: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelHolder:
+        """A worker's or API process's holder: a batch gives a replacement being loaded half
+        its soft time limit, and keeps the other half for its tickets."""
+        return cls(ModelRegistry.from_settings(settings), wait_s=settings.soft_time_limit / 2)
 
     def _pull(self) -> None:
         """Copy a new model from the shared store (a stat per batch; a copy when it changed)."""
@@ -67,18 +84,24 @@ class ModelHolder:
 
     def get(self) -> LoadedModel | None:
         """The model in service (a stat per call; a load when the manifest changed). One
-        caller at a time: an API process's threads would otherwise each load a new model."""
+        caller at a time looks: an API process's threads would otherwise each load a new
+        model. A replacement being loaded is waited for at most `wait_s`."""
         with self._lock:
-            return self._get()
+            loading = self._look()
+        if loading is not None:
+            loading.join(self.wait_s)
+        return self._model
 
-    def _get(self) -> LoadedModel | None:
+    def _look(self) -> threading.Thread | None:
+        """Act on the manifest: the load of a replacement in flight, if any."""
         if self.registry.shared:
             self._pull()
+        if self._loading is not None and self._loading.is_alive():
+            return self._loading
         stamp = _stamp(self.models_dir)
         if stamp == self._seen and (self._model is not None or time.monotonic() < self._retry_at):
-            return self._model
+            return None
         self._seen = stamp
-        keeping = self._model.version if self._model else None
         try:
             info = self.registry.serving_manifest()
             if info is None:
@@ -88,25 +111,50 @@ class ModelHolder:
                     error=f"no model in {self.models_dir}",
                     hint="train one with `causa train --bootstrap`",
                 )
-                return self._model
+                return None
             if self._model is not None and same_model(self._model, info):
-                return self._revised(self._model, info)
-            model = registry.load(self.models_dir, info)
+                self._revised(self._model, info)
+                return None
+            if self._model is None:  # nothing to serve meanwhile: loaded here
+                self._install(registry.load(self.models_dir, info))
+                return None
         except ModelError as exc:
             self._retry_at = time.monotonic() + RETRY_FAILED_LOAD_S
             self._refused("model not loaded", exc)
-            return self._model
+            return None
         except BaseException:  # cut short (the task's time limit): tried again next batch
             self._seen = None
             raise
-        log.info("model loaded", model_version=model.version, previous=keeping)
+        self._loading = threading.Thread(
+            target=self._replace, args=(info,), name="causa-model-load", daemon=True
+        )
+        self._loading.start()
+        return self._loading
+
+    def _replace(self, info: registry.ModelInfo) -> None:
+        """Load `info`'s model beside the one in service, then serve it; on any failure the
+        model in service stays (tried again when the manifest changes)."""
+        try:
+            model = registry.load(self.models_dir, info)
+        except Exception as exc:
+            with self._lock:
+                self._refused("model not loaded", exc)
+            return
+        with self._lock:
+            self._install(model)
+
+    def _install(self, model: LoadedModel) -> None:
+        log.info(
+            "model loaded",
+            model_version=model.version,
+            previous=self._model.version if self._model else None,
+        )
         self._model = model
         # The model's objects live as long as it serves: kept out of the collector's scans,
         # each of which took some 150 ms with them (a stall of every request in flight). A
         # model replaced later is still freed, by reference counting.
         gc.freeze()
         _give_back_memory()
-        return model
 
     def _revised(self, model: LoadedModel, info: registry.ModelInfo) -> LoadedModel:
         """The model in service with the manifest `info` (the same file): a new revision's
@@ -124,7 +172,7 @@ class ModelHolder:
         self._model = revised
         return revised
 
-    def _refused(self, what: str, exc: ModelError) -> None:
+    def _refused(self, what: str, exc: Exception) -> None:
         """The model in service stays (or none: tickets stay pending); people are told."""
         keeping = self._model.version if self._model else None
         log.error(what, error=str(exc), keeping=keeping)

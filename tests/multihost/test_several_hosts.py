@@ -41,6 +41,7 @@ STREAMED = 400  # tickets at least, in the stream test
 TIME_LIMIT_S = float(SETTINGS["CAUSA_TASK_TIME_LIMIT"])
 # A training as quick as can be: this is about where the model goes, not the search.
 QUICK_TRAINING = {
+    "CAUSA_VOTE": "false",  # the default model's recipe is no search: it would be trained
     "CAUSA_N_TRIALS": "1",
     "CAUSA_SEARCH_FAMILIES": "cnb",
     "CAUSA_MIN_TICKETS_PER_S": "100",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import structlog
 
-from tests.helpers import KEY, install_model
+from tests.helpers import KEY, install_model, wait_for
 from training import registry
 from training.registry import ModelError, ModelRegistry
 from worker.model_holder import ModelHolder
@@ -164,6 +166,40 @@ def test_the_holder_swaps_on_a_new_manifest_and_keeps_the_old_model_on_a_bad_one
         registry.write_manifest(models_dir, broken, KEY)
         assert holder.get() is second
     assert any(e["event"] == "model not loaded" and "corrupt" in e["error"] for e in logs)
+
+
+def test_a_slow_replacement_loads_beside_the_model_in_service_and_is_never_started_over(
+    models_dir: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_model(models_dir, model_cache)
+    holder = ModelHolder(ModelRegistry.local(models_dir, KEY), wait_s=0.05)
+    first = holder.get()
+    assert first is not None
+    # given a new model whose load takes longer than a batch may wait for it
+    release = threading.Event()
+    loads: list[str] = []
+    load = registry.load
+
+    def slow_load(directory: Path, info: registry.ModelInfo) -> registry.LoadedModel:
+        loads.append(info.version)
+        release.wait(30)
+        return load(directory, info)
+
+    monkeypatch.setattr(registry, "load", slow_load)
+    info = registry.read_manifest(models_dir, KEY)
+    assert info is not None
+    new = registry.promote(models_dir, first.pipeline, classes=info.classes, n_train=1, key=KEY)
+    # then batches go on with the model in service, each after a short wait ...
+    for _ in range(3):
+        started = time.monotonic()
+        assert holder.get() is first
+        assert time.monotonic() - started < 1.0
+    # ... and the load goes on beside them: begun once, not over again for each batch
+    assert loads == [new.version]
+    release.set()
+    wait_for(lambda: holder.get() is not first, what="the new model in service")
+    second = holder.get()
+    assert second is not None and second.version == new.version and loads == [new.version]
 
 
 def test_no_model_means_none_and_a_clear_log(tmp_path: Path) -> None:
