@@ -158,7 +158,7 @@ def retrain(
         )
         chosen = recipe(result, settings.seed, settings.stack_members)
     model, description = build(chosen)
-    candidates.fit(model, texts, labels)
+    candidates.fit(model, texts, labels, settings.training_jobs)
 
     truth = [e.label for e in holdout]
     holdout_texts = [e.text for e in holdout]
@@ -205,7 +205,9 @@ def retrain(
             # It won on the holdout; what serves learns from every label, the holdout too,
             # and `model` stays as its twin for the next comparison.
             serving, twin = build(chosen)[0], model
-            candidates.fit(serving, [e.text for e in kept], [e.label for e in kept])
+            candidates.fit(
+                serving, [e.text for e in kept], [e.label for e in kept], settings.training_jobs
+            )
         promoted = models.promote(
             serving,
             twin=twin,

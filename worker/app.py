@@ -9,6 +9,7 @@ tasks hand to their flow.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from typing import Any
 
@@ -145,6 +146,10 @@ def _setup_logging(**_: Any) -> None:
 @signals.worker_process_init.connect
 def _process_init(**_: Any) -> None:
     app.use_runtime(None)  # the parent's pool sockets are not this child's
+    # A pool process is daemonic, and a daemonic process may not start processes: joblib
+    # would fit a training in it alone, whatever CAUSA_TRAINING_JOBS says. Its helpers
+    # (loky's) end with it; the worker still stops its pool processes as before.
+    multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
     sentry.init(app.settings, app.conf.beat_schedule, process="worker")
 
 

@@ -248,6 +248,10 @@ class Training(BaseModel):
     # The model that serves is fitted again on every label, the holdout too, once it has
     # won on the holdout; the holdout-trained one is kept as its twin for comparisons.
     refit_all: bool = True
+    # Processes a training fits in side by side (the folds of the class factors, a vote's
+    # members: joblib); 1: all in the training's own process. Where the same cores classify,
+    # a training at 2 slows classification while it runs.
+    training_jobs: int = Field(2, ge=1)
 
     _cron = field_validator("retrain_cron")(lambda value: check_cron(value))
 

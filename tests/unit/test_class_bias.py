@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import f1_score
 
-from training import candidates
+from training import candidates, train
 from worker import demodata
 
 
@@ -52,3 +52,18 @@ def test_probabilities_are_the_classifiers_times_the_factors_summed_to_one() -> 
     kept = [i for i, c in enumerate(causes) if c != causes[0] or i < 5]  # at most 5 of it
     candidates.fit(few, [texts[i] for i in kept], [causes[i] for i in kept])
     assert np.array_equal(few.bias_, np.zeros(len(few.classes_)))
+
+
+def test_a_fit_in_two_processes_is_the_fit_in_one() -> None:
+    # the default model's kind (a vote with class factors), fitted one fit at a time and
+    # two side by side (CAUSA_TRAINING_JOBS): the same factors and the same probabilities
+    tickets = list(demodata.generate(600, seed=7))
+    texts = [f"{t.short_description} {t.description}" for t in tickets]
+    causes = [t.cause for t in tickets]
+    recipe = train.vote_recipe(42)
+    alone, side_by_side = train.build(recipe)[0], train.build(recipe)[0]
+    candidates.fit(alone, texts, causes, jobs=1)
+    candidates.fit(side_by_side, texts, causes, jobs=2)
+    assert np.any(alone.bias_ != 0)
+    np.testing.assert_array_equal(alone.bias_, side_by_side.bias_)
+    np.testing.assert_array_equal(alone.predict_proba(texts), side_by_side.predict_proba(texts))
