@@ -29,10 +29,10 @@ FAMILIES = ("svc", "logreg", "sgd", "cnb", "xgb")
 # The calibration's and the stack's inner folds: enough for stable out-of-fold scores,
 # few enough to keep a fit within the training budget.
 INNER_FOLDS = 3
-BALANCED = "balanced"
+BALANCED = "balanced"  # class weights inverse to the classes' frequencies
 # A training's helper processes (joblib's loky) end this long after their last fit, not the
 # default 5 minutes: a worker does not keep them, and their memory, between trainings.
-LOKY_IDLE_S = 30  # class weights inverse to the classes' frequencies
+LOKY_IDLE_S = 30
 STACK_FOLDS = 5
 
 
