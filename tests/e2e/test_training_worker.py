@@ -10,7 +10,7 @@ import psycopg
 from typer.testing import CliRunner
 
 from tests.e2e.cluster import cluster
-from tests.helpers import wait_for
+from tests.helpers import insert_labelled, wait_for
 from worker import demodata
 from worker.cli import app
 
@@ -35,16 +35,7 @@ def test_a_retraining_enqueued_to_a_worker_fits_side_by_side_in_its_pool_process
 ) -> None:
     # given tickets people labelled
     tickets = list(demodata.generate(1200, seed=3))
-    conn.execute(
-        "INSERT INTO tickets (number, short_description, description, causa)"
-        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])",
-        [
-            [f"L{i:05d}" for i in range(len(tickets))],
-            [t.short_description for t in tickets],
-            [t.description for t in tickets],
-            [t.cause for t in tickets],
-        ],
-    )
+    insert_labelled(conn, [f"L{i:05d}" for i in range(len(tickets))], tickets)
     with cluster(tmp_path, model, "worker", CAUSA_TRAINING_JOBS="2") as procs:
         # when an operator enqueues a retraining
         sent = CliRunner().invoke(app, ["admin", "retrain", "--enqueue"])

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import demo_rows, insert, write_csv
+from tests.helpers import demo_rows, insert, insert_labelled, write_csv
 from worker import demodata
 from worker.cli import app
 
@@ -81,23 +81,7 @@ def test_training_reads_only_human_labels_from_the_database(
     conn: psycopg.Connection[Any], env: Any
 ) -> None:
     # given 600 labelled tickets and 200 the model classified (its guesses must not count)
-    conn.execute(
-        "INSERT INTO tickets (number, short_description, description, causa)"
-        " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])",
-        [
-            [f"H{i}" for i in range(600)],
-            *map(
-                list,
-                zip(
-                    *[
-                        (t.short_description, t.description, t.cause)
-                        for t in demodata.generate(600, seed=1)
-                    ],
-                    strict=True,
-                ),
-            ),
-        ],
-    )
+    insert_labelled(conn, [f"H{i}" for i in range(600)], demodata.generate(600, seed=1))
     insert(conn, demo_rows(200))
     claimed = conn.execute("SELECT causa_claim('t', 1000, 60)").fetchone()[0]  # type: ignore[index]
     results = [

@@ -11,7 +11,7 @@ import psycopg
 
 from shared.settings import Settings
 from tasks import training as training_tasks
-from tests.helpers import KEY
+from tests.helpers import KEY, insert_labelled
 from training import bootstrap, dataset
 from training.registry import ModelRegistry
 from worker import demodata
@@ -33,11 +33,7 @@ def test_a_retrain_by_the_task_promotes_into_the_store_and_reaches_another_worke
     ]
     champion, _ = bootstrap.train(shuffled, ModelRegistry.local(store, KEY))
     # ... tickets people labelled, and the machine that trains with its own local directory
-    conn.cursor().executemany(
-        "INSERT INTO tickets (number, short_description, description, causa)"
-        " VALUES (%s, %s, %s, %s)",
-        [(f"H{i:05d}", t.short_description, t.description, t.cause) for i, t in enumerate(history)],
-    )
+    insert_labelled(conn, [f"H{i:05d}" for i in range(len(history))], history)
     rt = runtime_for(
         settings,
         model_store=store,
