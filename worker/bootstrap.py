@@ -52,7 +52,7 @@ def build(settings: Settings, queue: TaskQueue, served: ModelHolder | None = Non
     notifier = Notifier(settings, client)
     models = ModelRegistry.from_settings(settings)
     if served is None:
-        served = ModelHolder.from_settings(settings)
+        served = ModelHolder.from_settings(settings, models)
     served.notifier = notifier
     return Runtime(
         settings=settings,

@@ -62,10 +62,13 @@ class ModelHolder:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ModelHolder:
-        """A worker's or API process's holder: a batch gives a replacement being loaded half
-        its soft time limit, and keeps the other half for its tickets."""
-        return cls(ModelRegistry.from_settings(settings), wait_s=settings.soft_time_limit / 2)
+    def from_settings(cls, settings: Settings, models: ModelRegistry | None = None) -> ModelHolder:
+        """A worker's or API process's holder (of `models`, else the settings' registry): a
+        batch gives a replacement being loaded half its soft time limit, and keeps the other
+        half for its tickets."""
+        return cls(
+            models or ModelRegistry.from_settings(settings), wait_s=settings.soft_time_limit / 2
+        )
 
     def _pull(self) -> None:
         """Copy a new model from the shared store (a stat per batch; a copy when it changed)."""
@@ -156,12 +159,11 @@ class ModelHolder:
         gc.freeze()
         _give_back_memory()
 
-    def _revised(self, model: LoadedModel, info: registry.ModelInfo) -> LoadedModel:
+    def _revised(self, model: LoadedModel, info: registry.ModelInfo) -> None:
         """The model in service with the manifest `info` (the same file): a new revision's
         thresholds are in force from the next batch."""
         if (model.info.revision, model.info.signature) == (info.revision, info.signature):
-            return model
-        revised = dataclasses.replace(model, info=info)
+            return
         log.info(
             "model revision in service",
             model_version=info.version,
@@ -169,8 +171,7 @@ class ModelHolder:
             previous_revision=model.info.revision,
             thresholds=info.thresholds,
         )
-        self._model = revised
-        return revised
+        self._model = dataclasses.replace(model, info=info)
 
     def _refused(self, what: str, exc: Exception) -> None:
         """The model in service stays (or none: tickets stay pending); people are told."""
